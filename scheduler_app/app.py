@@ -1,0 +1,86 @@
+"""Build the ASGI application: settings, database, seeding at startup, routes, errors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from . import __version__
+from .db import close_database, init_database
+from .errors import DatabaseUnavailable, SlotNotFound, SlotUnavailable
+from .models import create_tables
+from .routes import router
+from .seeding import build_seeder, seed_if_empty
+from .settings import Settings
+
+log = logging.getLogger("scheduler_app")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> FastAPI:
+    """The application for ``settings`` (default: read from the environment).
+
+    Configuration errors (``ConfigError``, ``UnknownSeederError``) are raised
+    here, before anything is served. ``clock`` gives the current time.
+    """
+    settings = settings or Settings.from_env()
+    seeder = build_seeder(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        init_database(settings.database_url)
+        create_tables()
+        added = seed_if_empty(seeder, clock())
+        if added:
+            log.info("Seeded %d slots with the %s seeder", added, seeder.name)
+        try:
+            yield
+        finally:
+            close_database()
+
+    app = FastAPI(
+        title="Meeting scheduler",
+        version=__version__,
+        description="Book a 30-minute meeting from a sales rep's calendar.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.include_router(router)
+    _add_error_handlers(app)
+    return app
+
+
+def _detail(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SlotNotFound)
+    async def not_found(request: Request, exc: SlotNotFound) -> JSONResponse:
+        return _detail(404, str(exc))
+
+    @app.exception_handler(SlotUnavailable)
+    async def conflict(request: Request, exc: SlotUnavailable) -> JSONResponse:
+        return _detail(409, str(exc))
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return _detail(503, "The service is temporarily unavailable; try again shortly.",
+                       {"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        # The traceback is logged by the server; the client gets no details.
+        return _detail(500, "Internal server error.")

@@ -1,0 +1,95 @@
+"""The database handle: chosen by DATABASE_URL, opened per call, never at import.
+
+``database`` is a proxy that ``init_database`` binds to a real Peewee database:
+SQLite (the embedded default, WAL mode with a busy timeout) or pooled PostgreSQL.
+Connections are per thread, so each domain call opens and closes its own with
+``session()``, which also turns driver failures into ``DatabaseUnavailable``.
+Statements in a session autocommit; wrap them in ``database.atomic()`` where
+several must commit together. (On SQLite a read-then-write transaction can fail
+with "database is locked" when another writer commits in between, so booking
+relies on one guarded UPDATE instead.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import peewee
+from playhouse import db_url
+
+from .errors import DatabaseUnavailable
+
+database = peewee.DatabaseProxy()
+
+SQLITE_PRAGMAS = (
+    ("journal_mode", "wal"),
+    ("synchronous", "normal"),
+    ("busy_timeout", 5000),
+    ("foreign_keys", 1),
+)
+
+# PostgreSQL defaults; query parameters in DATABASE_URL override them.
+# The pool holds at most one connection per thread-pool thread (40 in anyio)
+# and waits for a free one instead of failing at once.
+POSTGRES_DEFAULTS = {
+    "max_connections": 40,
+    "stale_timeout": 300,
+    "timeout": 10,
+    "connect_timeout": 5,
+}
+
+_SCHEMES = {
+    "sqlite": "sqlite+pool",
+    "postgres": "postgresql+pool",
+    "postgresql": "postgresql+pool",
+}
+
+
+def make_database(url: str) -> peewee.Database:
+    """A Peewee database for ``url`` with our defaults, not yet connected."""
+    parsed = urlparse(url)
+    scheme = _SCHEMES[parsed.scheme]
+    params = db_url.parseresult_to_dict(parsed, unquote_password=True, unquote_user=True)
+    if scheme.startswith("sqlite"):
+        params.setdefault("pragmas", SQLITE_PRAGMAS)
+        params.setdefault("max_connections", 40)
+        params.setdefault("stale_timeout", 300)
+        params.setdefault("timeout", 10)
+        params.setdefault("check_same_thread", False)
+    else:
+        params = {**POSTGRES_DEFAULTS, **params}
+    return db_url.schemes[scheme](autoconnect=False, **params)
+
+
+def init_database(url: str) -> peewee.Database:
+    """Bind the module's ``database`` proxy to a new database for ``url``."""
+    if database.obj is not None and not database.obj.is_closed():
+        database.obj.close()
+    if isinstance(database.obj, peewee.Database) and hasattr(database.obj, "close_all"):
+        database.obj.close_all()
+    db = make_database(url)
+    database.initialize(db)
+    return db
+
+
+def close_database() -> None:
+    """Close every pooled connection (at shutdown)."""
+    if database.obj is not None and hasattr(database.obj, "close_all"):
+        database.obj.close_all()
+
+
+@contextlib.contextmanager
+def session() -> Iterator[None]:
+    """Take a connection for this thread, give it back afterwards; map driver failures."""
+    try:
+        with database.connection_context():
+            yield
+    except (peewee.OperationalError, peewee.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"The database is unavailable: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,85 @@
+"""HTTP handlers: translate requests into booking calls and results into responses.
+
+They are sync ``def`` handlers, run in the thread pool; each booking call opens
+and closes its own database connection on the thread it runs on.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from . import booking
+from .schemas import (
+    SLOT_EXAMPLE,
+    BookingOut,
+    BookingRequest,
+    ErrorOut,
+    SlotOut,
+    encode,
+    slot_dict,
+)
+
+router = APIRouter()
+
+JSON = "application/json"
+
+
+def _error(description: str, example: str) -> dict:
+    return {
+        "model": ErrorOut,
+        "description": description,
+        "content": {JSON: {"example": {"detail": example}}},
+    }
+
+
+@router.get(
+    "/availability",
+    summary="List the free slots",
+    response_class=Response,
+    responses={
+        200: {
+            "model": list[SlotOut],
+            "description": "The slots not booked and not yet started, earliest first.",
+            "content": {JSON: {"example": [SLOT_EXAMPLE]}},
+        },
+        503: _error("The database is unavailable.", "The database is unavailable: ..."),
+    },
+)
+def availability(request: Request) -> Response:
+    state = request.app.state
+    slots = booking.free_slots(state.clock())
+    return Response(encode([slot_dict(s, state.settings.tz) for s in slots]), media_type=JSON)
+
+
+@router.post(
+    "/book",
+    summary="Book a slot",
+    response_model=BookingOut,
+    responses={
+        200: {
+            "description": "The slot is booked for this email.",
+            "content": {
+                JSON: {
+                    "example": {
+                        "message": "Slot 1 is booked for lead@example.com.",
+                        "slot": {**SLOT_EXAMPLE, "is_booked": True, "booked_by_email": "lead@example.com"},
+                    }
+                }
+            },
+        },
+        404: _error("No slot has this id.", "Slot 42 does not exist."),
+        409: _error(
+            "The slot is already booked, or has already started.", "Slot 1 is already booked."
+        ),
+        422: {"description": "The body is not a valid booking request."},
+        503: _error("The database is unavailable.", "The database is unavailable: ..."),
+    },
+)
+def book(body: BookingRequest, request: Request) -> Response:
+    state = request.app.state
+    slot = booking.book_slot(body.slot_id, body.email, state.clock())
+    payload = {
+        "message": f"Slot {slot.id} is booked for {slot.booked_by_email}.",
+        "slot": slot_dict(slot, state.settings.tz),
+    }
+    return Response(encode(payload), media_type=JSON)

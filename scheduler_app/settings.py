@@ -1,0 +1,134 @@
+"""Configuration, read once from environment variables and validated up front.
+
+Every problem is reported as a ``ConfigError`` whose message names the
+variable and what it accepts, so a bad value stops startup with one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from datetime import time
+from functools import cached_property
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+
+from .errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///scheduler.db"
+DEFAULT_SEEDER = "next-business-day"
+
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    timezone: str = "UTC"
+    holidays: str = "US"
+    day_start: time = time(9, 0)
+    day_end: time = time(17, 0)
+    slot_minutes: int = 30
+    seeder: str = DEFAULT_SEEDER
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``); raise ``ConfigError``."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str, default: str) -> str:
+            return env.get(name, default).strip()
+
+        settings = cls(
+            database_url=_database_url(get("DATABASE_URL", DEFAULT_DATABASE_URL)),
+            timezone=_timezone(get("SCHEDULER_TIMEZONE", "UTC")),
+            holidays=_holidays(get("SCHEDULER_HOLIDAYS", "US")),
+            day_start=_clock_time("SCHEDULER_DAY_START", get("SCHEDULER_DAY_START", "09:00")),
+            day_end=_clock_time("SCHEDULER_DAY_END", get("SCHEDULER_DAY_END", "17:00")),
+            slot_minutes=_int_in_range(
+                "SCHEDULER_SLOT_MINUTES", get("SCHEDULER_SLOT_MINUTES", "30"), 5, 480
+            ),
+            seeder=get("SCHEDULER_SEEDER", DEFAULT_SEEDER) or DEFAULT_SEEDER,
+        )
+        if settings.day_start >= settings.day_end:
+            raise ConfigError(
+                f"SCHEDULER_DAY_START ({settings.day_start:%H:%M}) must be earlier than "
+                f"SCHEDULER_DAY_END ({settings.day_end:%H:%M})"
+            )
+        return settings
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def holiday_country(self) -> str | None:
+        return self.holidays.split("-", 1)[0] if self.holidays else None
+
+    @property
+    def holiday_subdivision(self) -> str | None:
+        parts = self.holidays.split("-", 1)
+        return parts[1] if len(parts) == 2 else None
+
+
+def _database_url(value: str) -> str:
+    scheme = value.partition("://")[0]
+    if scheme not in {"sqlite", "postgres", "postgresql"}:
+        raise ConfigError(
+            f"DATABASE_URL must start with sqlite:/// or postgresql:// (got scheme {scheme!r})"
+        )
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"SCHEDULER_TIMEZONE must be an IANA time zone such as UTC or America/New_York "
+            f"(got {value!r})"
+        ) from None
+    return value
+
+
+def _holidays(value: str) -> str:
+    """Accept '' (no holidays), a country code ('US') or country-subdivision ('US-CA')."""
+    if not value:
+        return ""
+    country, _, subdiv = value.partition("-")
+    supported = holidays.list_supported_countries()
+    if country.upper() not in supported:
+        raise ConfigError(
+            f"SCHEDULER_HOLIDAYS must be empty, a country code such as US, or country-subdivision "
+            f"such as US-CA (unknown country {country!r})"
+        )
+    country = country.upper()
+    if subdiv:
+        known = {s.upper(): s for s in supported[country]}
+        if subdiv.upper() not in known:
+            raise ConfigError(
+                f"SCHEDULER_HOLIDAYS: {country} has no subdivision {subdiv!r} "
+                f"(known: {', '.join(sorted(supported[country]))})"
+            )
+        return f"{country}-{known[subdiv.upper()]}"
+    return country
+
+
+def _clock_time(name: str, value: str) -> time:
+    match = _TIME.match(value)
+    if not match:
+        raise ConfigError(f"{name} must be a time of day as HH:MM, e.g. 09:00 (got {value!r})")
+    return time(int(match[1]), int(match[2]))
+
+
+def _int_in_range(name: str, value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high} (got {value!r})")
+    return number

@@ -1,0 +1,134 @@
+"""Shared fixtures: every database test runs on a SQLite file and on real PostgreSQL.
+
+PostgreSQL comes from SCHEDULER_TEST_POSTGRES_URL (default: the local server);
+the session creates its own database and drops it at the end. If the server
+cannot be reached the PostgreSQL tests are skipped, saying so, except under CI
+(the CI variable set), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+from fastapi.testclient import TestClient
+
+from scheduler_app.app import create_app
+from scheduler_app.db import close_database, init_database
+from scheduler_app.models import create_tables
+from scheduler_app.settings import Settings
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+# Friday 2026-11-20, 15:00 UTC: the next business day (US) is Monday 2026-11-23.
+FRIDAY = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL of a fresh PostgreSQL database for this test session."""
+    server = os.environ.get("SCHEDULER_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    try:
+        admin = psycopg2.connect(server, connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        reason = f"PostgreSQL at {server} is unreachable: {str(exc).strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI is set, so PostgreSQL tests must run)")
+        pytest.skip(reason)
+    admin.autocommit = True
+    name = f"scheduler_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(server, name)
+    finally:
+        close_database()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """A URL for an empty database: a SQLite file, or the session's PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scheduler.db'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS time_slots")
+    conn.close()
+    yield url
+
+
+class Clock:
+    """A settable clock for the app: ``clock()`` returns ``clock.now``."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock(FRIDAY)
+
+
+@pytest.fixture
+def settings(database_url):
+    return replace(Settings(), database_url=database_url, timezone="America/New_York")
+
+
+@pytest.fixture
+def db(settings):
+    """The database bound and its table created, for tests of the domain functions."""
+    database = init_database(settings.database_url)
+    create_tables()
+    yield database
+    close_database()
+
+
+@pytest.fixture
+def client(settings, clock):
+    """A TestClient over the app; startup has created the table and seeded it."""
+    with TestClient(create_app(settings, clock)) as test_client:
+        yield test_client
+
+
+def _run_together(count: int, target) -> list:
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = target(i)
+        except Exception as exc:  # the test inspects it
+            results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.fixture
+def run_together():
+    """``run_together(count, target)`` calls ``target(i)`` from ``count`` threads
+    released together by a barrier, and returns the results (or exceptions)."""
+    return _run_together

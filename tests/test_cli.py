@@ -1,0 +1,116 @@
+"""The ``scheduler-app`` command, run as a user runs it: a real process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+SCRIPT = str(Path(sys.executable).with_name("scheduler-app"))
+
+
+def run(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SCRIPT, *args], env={**os.environ, **(env or {})}, cwd=cwd,
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_check_reports_a_healthy_setup(database_url):
+    result = run("check", env={"DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK: configuration valid")
+    assert "0 slot(s)" in result.stdout
+
+
+def test_python_dash_m_is_the_same_command(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler_app", "check"], cwd=tmp_path,
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SCHEDULER_TIMEZONE": "Nowhere/City"}, "SCHEDULER_TIMEZONE must be an IANA time zone"),
+        ({"SCHEDULER_SLOT_MINUTES": "x"}, "SCHEDULER_SLOT_MINUTES must be a whole number"),
+        ({"SCHEDULER_SEEDER": "weekly"}, "Unknown seeder 'weekly'; installed seeders: "),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "seed", "serve"])
+def test_bad_configuration_stops_with_one_line(tmp_path, command, env, expected):
+    result = run(command, env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", **env})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"scheduler-app: configuration error: {expected}")
+
+
+def test_check_fails_clearly_when_the_database_is_unreachable():
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    result = run("check", env={"DATABASE_URL": url})
+    assert result.returncode == 1
+    assert result.stderr.startswith("scheduler-app: The database is unavailable:")
+    assert "Traceback" not in result.stderr
+
+
+def test_seed_adds_the_missing_days_idempotently(database_url):
+    env = {"DATABASE_URL": database_url}
+    first = run("seed", "--days", "3", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "Added 48 slot(s) for the next 3 business day(s)."
+    again = run("seed", "--days", "3", env=env)
+    assert again.stdout.strip() == "Added 0 slot(s) for the next 3 business day(s)."
+    assert "48 slot(s)" in run("check", env=env).stdout
+
+
+def test_seed_rejects_a_bad_day_count(tmp_path):
+    result = run("seed", "--days", "0", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert result.returncode == 2
+    assert "must be a whole number of at least 1" in result.stderr
+
+
+def wait_for(url: str, seconds: float = 20) -> bytes:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_answers_and_stops_cleanly(tmp_path, workers):
+    port = free_port()
+    server = subprocess.Popen(
+        [SCRIPT, "serve", "--port", str(port), "--workers", str(workers)], cwd=tmp_path,
+        env={**os.environ, "DATABASE_URL": "sqlite:///scheduler.db"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        body = wait_for(f"http://127.0.0.1:{port}/availability")
+        assert body.startswith(b'[{"id":1,')
+        assert (tmp_path / "scheduler.db").exists()
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0].decode()
+    assert server.returncode == 0, output
+    assert "Traceback" not in output
