@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     async def lifespan(app: FastAPI):
         init_database(settings.database_url)
         create_tables()
-        added = seed_if_empty(seeder, clock())
+        added = seed_if_empty(seeder, clock(), settings.seed_days)
         if added:
             log.info("Seeded %d slots with the %s seeder", added, seeder.name)
         try:

@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
 
     seed = commands.add_parser("seed", help="add the slots of the next N business days")
-    seed.add_argument("--days", type=_positive, default=1, help="business days ahead (default 1)")
+    seed.add_argument(
+        "--days", type=_positive, help="business days ahead (default: SCHEDULER_SEED_DAYS, 1)"
+    )
 
     commands.add_parser("check", help="validate the configuration and the database connection")
     return parser
@@ -71,8 +73,9 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
     seeder = build_seeder(settings)
     init_database(settings.database_url)
     create_tables()
-    added = seed_days(seeder, utc_now(), args.days)
-    print(f"Added {added} slot(s) for the next {args.days} business day(s).")
+    days = args.days or settings.seed_days
+    added = seed_days(seeder, utc_now(), days)
+    print(f"Added {added} slot(s) for the next {days} business day(s).")
     return 0
 
 

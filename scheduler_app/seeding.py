@@ -40,12 +40,13 @@ def insert_slots(slots: list[Slot]) -> int:
         return query.execute()
 
 
-def seed_if_empty(seeder: Seeder, now: datetime) -> int:
-    """Startup seeding (AC1): fill an empty table; return the number of slots added."""
+def seed_if_empty(seeder: Seeder, now: datetime, days: int = 1) -> int:
+    """Startup seeding (AC1): fill an empty table with ``days`` business days of slots;
+    return the number of slots added."""
     with session():
         if TimeSlot.select().exists():
             return 0
-    return insert_slots(seeder.slots(now))
+    return insert_slots(seeder.slots(now, days))
 
 
 def seed_days(seeder: Seeder, now: datetime, days: int) -> int:

@@ -33,6 +33,14 @@ class Settings:
     day_end: time = time(17, 0)
     slot_minutes: int = 30
     seeder: str = DEFAULT_SEEDER
+    seed_days: int = 1
+    cors_origins: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int | None = None  # None: chosen from the machine's cores
+    log_format: str = "text"
+    db_wait_seconds: int = 30
+    max_body_bytes: int = 16_384
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +60,23 @@ class Settings:
                 "SCHEDULER_SLOT_MINUTES", get("SCHEDULER_SLOT_MINUTES", "30"), 5, 480
             ),
             seeder=get("SCHEDULER_SEEDER", DEFAULT_SEEDER) or DEFAULT_SEEDER,
+            seed_days=_int_in_range("SCHEDULER_SEED_DAYS", get("SCHEDULER_SEED_DAYS", "1"), 1, 366),
+            cors_origins=_origins(get("SCHEDULER_CORS_ORIGINS", "")),
+            host=get("SCHEDULER_HOST", "127.0.0.1") or "127.0.0.1",
+            port=_int_in_range("SCHEDULER_PORT", get("SCHEDULER_PORT", "8000"), 1, 65535),
+            workers=(
+                _int_in_range("SCHEDULER_WORKERS", workers, 1, 64)
+                if (workers := get("SCHEDULER_WORKERS", ""))
+                else None
+            ),
+            log_format=_choice("SCHEDULER_LOG_FORMAT", get("SCHEDULER_LOG_FORMAT", "text"),
+                               ("text", "json")),
+            db_wait_seconds=_int_in_range(
+                "SCHEDULER_DB_WAIT_SECONDS", get("SCHEDULER_DB_WAIT_SECONDS", "30"), 0, 3600
+            ),
+            max_body_bytes=_int_in_range(
+                "SCHEDULER_MAX_BODY_BYTES", get("SCHEDULER_MAX_BODY_BYTES", "16384"), 256, 1 << 20
+            ),
         )
         if settings.day_start >= settings.day_end:
             raise ConfigError(
@@ -115,6 +140,27 @@ def _holidays(value: str) -> str:
             )
         return f"{country}-{known[subdiv.upper()]}"
     return country
+
+
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    """A comma-separated list of origins (scheme://host[:port]) or '*'."""
+    origins = tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ConfigError(
+                "SCHEDULER_CORS_ORIGINS must be comma-separated origins such as "
+                f"https://www.example.com, or * (got {origin!r})"
+            )
+    return origins
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value.lower() not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
+    return value.lower()
 
 
 def _clock_time(name: str, value: str) -> time:

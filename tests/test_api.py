@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 
+from scheduler_app.app import create_app
 from scheduler_app.models import TimeSlot
 
 
@@ -37,16 +40,18 @@ def test_ac1_first_run_seeds_the_next_business_day(client):
 
 
 def test_ac1_startup_does_not_reseed_a_table_with_rows(settings, clock):
-    from fastapi.testclient import TestClient
-
-    from scheduler_app.app import create_app
-
     with TestClient(create_app(settings, clock)) as first:
         book(first, 1)
     clock.now += timedelta(days=3)  # another "today": a reseed would add other slots
     with TestClient(create_app(settings, clock)) as second:
         assert len(rows()) == 16
         assert 1 not in free_ids(second)
+
+
+def test_startup_seeds_seed_days_business_days(settings, clock):
+    with TestClient(create_app(replace(settings, seed_days=3), clock)) as client:
+        days = {s["start_time"][:10] for s in client.get("/availability").json()}
+    assert days == {"2026-11-23", "2026-11-24", "2026-11-25"}
 
 
 def test_ac2_availability_lists_only_free_slots_in_order(client):

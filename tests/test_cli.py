@@ -79,6 +79,12 @@ def test_seed_adds_the_missing_days_idempotently(database_url):
     assert "48 slot(s)" in run("check", env=env).stdout
 
 
+def test_seed_days_default_comes_from_the_environment(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "SCHEDULER_SEED_DAYS": "2"}
+    result = run("seed", env=env)
+    assert result.stdout.strip() == "Added 32 slot(s) for the next 2 business day(s)."
+
+
 def test_seed_rejects_a_bad_day_count(tmp_path):
     result = run("seed", "--days", "0", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
     assert result.returncode == 2

@@ -18,6 +18,33 @@ def test_defaults():
     assert (settings.day_start, settings.day_end) == (time(9), time(17))
     assert settings.slot_minutes == 30
     assert settings.seeder == "next-business-day"
+    assert settings.seed_days == 1
+    assert settings.cors_origins == ()
+    assert (settings.host, settings.port, settings.workers) == ("127.0.0.1", 8000, None)
+    assert settings.log_format == "text"
+    assert settings.db_wait_seconds == 30
+    assert settings.max_body_bytes == 16_384
+
+
+def test_service_values_are_read():
+    settings = Settings.from_env(
+        {
+            "SCHEDULER_SEED_DAYS": "5",
+            "SCHEDULER_CORS_ORIGINS": "https://www.example.com, http://localhost:3000/",
+            "SCHEDULER_HOST": "0.0.0.0",
+            "SCHEDULER_PORT": "9000",
+            "SCHEDULER_WORKERS": "3",
+            "SCHEDULER_LOG_FORMAT": "JSON",
+            "SCHEDULER_DB_WAIT_SECONDS": "0",
+            "SCHEDULER_MAX_BODY_BYTES": "4096",
+        }
+    )
+    assert settings.seed_days == 5
+    assert settings.cors_origins == ("https://www.example.com", "http://localhost:3000")
+    assert (settings.host, settings.port, settings.workers) == ("0.0.0.0", 9000, 3)
+    assert settings.log_format == "json"
+    assert settings.db_wait_seconds == 0
+    assert settings.max_body_bytes == 4096
 
 
 def test_values_are_read_and_normalised():
@@ -55,6 +82,13 @@ def test_empty_holidays_disables_them():
         ("SCHEDULER_SLOT_MINUTES", "half", "SCHEDULER_SLOT_MINUTES must be a whole number"),
         ("SCHEDULER_SLOT_MINUTES", "0", "SCHEDULER_SLOT_MINUTES must be a whole number"),
         ("SCHEDULER_DAY_START", "18:00", "SCHEDULER_DAY_START (18:00) must be earlier"),
+        ("SCHEDULER_SEED_DAYS", "0", "SCHEDULER_SEED_DAYS must be a whole number from 1"),
+        ("SCHEDULER_CORS_ORIGINS", "example.com", "SCHEDULER_CORS_ORIGINS must be comma-separated"),
+        ("SCHEDULER_PORT", "70000", "SCHEDULER_PORT must be a whole number from 1 to 65535"),
+        ("SCHEDULER_WORKERS", "many", "SCHEDULER_WORKERS must be a whole number from 1"),
+        ("SCHEDULER_LOG_FORMAT", "xml", "SCHEDULER_LOG_FORMAT must be one of text, json"),
+        ("SCHEDULER_DB_WAIT_SECONDS", "-1", "SCHEDULER_DB_WAIT_SECONDS must be a whole number"),
+        ("SCHEDULER_MAX_BODY_BYTES", "10", "SCHEDULER_MAX_BODY_BYTES must be a whole number"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, message):
