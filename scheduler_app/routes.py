@@ -7,8 +7,10 @@ and closes its own database connection on the thread it runs on.
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
-from . import booking
+from . import booking, health
+from .errors import DatabaseUnavailable
 from .schemas import (
     SLOT_EXAMPLE,
     BookingOut,
@@ -83,3 +85,34 @@ def book(body: BookingRequest, request: Request) -> Response:
         "slot": slot_dict(slot, state.settings.tz),
     }
     return Response(encode(payload), media_type=JSON)
+
+
+@router.get(
+    "/health",
+    summary="Liveness: the process answers",
+    tags=["health"],
+    responses={200: {"content": {JSON: {"example": {"status": "ok"}}}}},
+)
+def liveness() -> dict:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: the database answers and the table exists",
+    tags=["health"],
+    responses={
+        200: {
+            "content": {
+                JSON: {"example": {"status": "ready", "slots": {"total": 16, "booked": 1, "free": 15}}}
+            }
+        },
+        503: _error("Not ready; the detail says why.", "The time_slots table does not exist."),
+    },
+)
+def readiness(request: Request) -> JSONResponse:
+    try:
+        counts = health.slot_counts(request.app.state.clock())
+    except DatabaseUnavailable as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ready", "slots": counts})
