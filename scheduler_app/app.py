@@ -11,11 +11,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from . import __version__
-from .db import close_database, init_database
+from .db import close_database, init_database, wait_for_database
 from .errors import DatabaseUnavailable, SlotNotFound, SlotUnavailable
+from .middleware import BodyLimit, BookingLog
 from .models import create_tables
 from .routes import router
-from .seeding import build_seeder, seed_if_empty
+from .seeding import Seeder, build_seeder, seed_if_empty
 from .settings import Settings
 
 log = logging.getLogger("scheduler_app")
@@ -38,11 +39,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        init_database(settings.database_url)
-        create_tables()
-        added = seed_if_empty(seeder, clock(), settings.seed_days)
-        if added:
-            log.info("Seeded %d slots with the %s seeder", added, seeder.name)
+        prepare_database(settings, seeder, clock())
         try:
             yield
         finally:
@@ -57,8 +54,22 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     app.state.settings = settings
     app.state.clock = clock
     app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BookingLog)
     _add_error_handlers(app)
     return app
+
+
+def prepare_database(settings: Settings, seeder: Seeder, now: datetime) -> int:
+    """Bind the database, wait for it (up to SCHEDULER_DB_WAIT_SECONDS), create the
+    table if missing and seed it if empty (AC1). Return the number of slots added."""
+    init_database(settings.database_url)
+    wait_for_database(settings.db_wait_seconds)
+    create_tables()
+    added = seed_if_empty(seeder, now, settings.seed_days)
+    if added:
+        log.info("Seeded %d slots with the %s seeder", added, seeder.name)
+    return added
 
 
 def _detail(status: int, message: str, headers: dict | None = None) -> JSONResponse:

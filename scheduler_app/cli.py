@@ -10,8 +10,8 @@ from urllib.parse import urlsplit, urlunsplit
 from seeders import SeederLoadError, UnknownSeederError
 
 from . import __version__
-from .app import utc_now
-from .db import init_database, session
+from .app import prepare_database, utc_now
+from .db import close_database, init_database, session
 from .errors import ConfigError, DatabaseUnavailable
 from .models import TimeSlot, create_tables
 from .seeding import build_seeder, seed_days
@@ -65,6 +65,10 @@ def redact(url: str) -> str:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from .server import make_config, serve
 
+    # Wait for the database and seed it here, once, so that an unreachable
+    # database ends the command with one line instead of failing every worker.
+    prepare_database(settings, build_seeder(settings), utc_now())
+    close_database()
     serve(make_config(args.host, args.port, args.workers))
     return 0
 
@@ -99,8 +103,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        if args.command == "serve":
-            build_seeder(settings)  # fail here, in one line, not inside a worker
         return COMMANDS[args.command](settings, args)
     except (ConfigError, UnknownSeederError, SeederLoadError) as exc:
         print(f"{PROG}: configuration error: {exc}", file=sys.stderr)

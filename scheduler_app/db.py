@@ -13,6 +13,8 @@ relies on one guarded UPDATE instead.)
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
@@ -22,6 +24,8 @@ from playhouse import db_url
 from .errors import DatabaseUnavailable
 
 database = peewee.DatabaseProxy()
+
+log = logging.getLogger("scheduler_app.db")
 
 SQLITE_PRAGMAS = (
     ("journal_mode", "wal"),
@@ -37,7 +41,7 @@ POSTGRES_DEFAULTS = {
     "max_connections": 40,
     "stale_timeout": 300,
     "timeout": 10,
-    "connect_timeout": 5,
+    "connect_timeout": 3,
 }
 
 _SCHEMES = {
@@ -87,7 +91,32 @@ def session() -> Iterator[None]:
         with database.connection_context():
             yield
     except (peewee.OperationalError, peewee.InterfaceError) as exc:
+        # The pool's idle connections may be as dead as this one (after a
+        # database restart, say): drop them, so the next call connects afresh.
+        if hasattr(database.obj, "close_idle"):
+            database.obj.close_idle()
         raise DatabaseUnavailable(f"The database is unavailable: {_first_line(exc)}") from exc
+
+
+def wait_for_database(seconds: float) -> None:
+    """Return once the database answers; retry with backoff for up to ``seconds``.
+
+    Raises ``DatabaseUnavailable`` (saying how long it tried) when it never does.
+    """
+    deadline = time.monotonic() + seconds
+    delay = 0.25
+    while True:
+        try:
+            with session():
+                database.execute_sql("SELECT 1")
+            return
+        except DatabaseUnavailable as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DatabaseUnavailable(f"{exc} (gave up after {seconds:g} s)") from exc
+            log.warning("%s; retrying in %.1f s", exc, min(delay, left))
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
 
 
 def _first_line(exc: BaseException) -> str:

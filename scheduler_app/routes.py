@@ -73,12 +73,14 @@ def availability(request: Request) -> Response:
         409: _error(
             "The slot is already booked, or has already started.", "Slot 1 is already booked."
         ),
+        413: _error("The body is over the size limit.", "Request body too large: ..."),
         422: {"description": "The body is not a valid booking request."},
         503: _error("The database is unavailable.", "The database is unavailable: ..."),
     },
 )
 def book(body: BookingRequest, request: Request) -> Response:
     state = request.app.state
+    request.state.booking = (body.slot_id, body.email)  # for the booking log line
     slot = booking.book_slot(body.slot_id, body.email, state.clock())
     payload = {
         "message": f"Slot {slot.id} is booked for {slot.booked_by_email}.",

@@ -1,0 +1,111 @@
+"""Pure ASGI middleware: the request-body limit and the booking log line.
+
+Pure ASGI (not ``BaseHTTPMiddleware``) so that nothing is buffered and the
+context of the request reaches the handlers' threads unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+booking_log = logging.getLogger("scheduler_app.booking")
+
+OUTCOMES = {
+    200: "booked",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    503: "unavailable",
+}
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> str:
+        return f"Request body too large: the limit is {self.max_bytes} bytes."
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await JSONResponse({"detail": self._too_large()}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # Raised while the handler reads the body; FastAPI passes
+                    # HTTPExceptions on, and they become JSON responses.
+                    raise HTTPException(413, self._too_large())
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def mask_email(email: str | None) -> str | None:
+    """``jane@example.com`` -> ``j***@example.com``: enough to correlate, not to read."""
+    if not email:
+        return None
+    local, at, domain = email.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+class BookingLog:
+    """One log line per POST /book: slot id, outcome, status, duration, masked email.
+
+    The handler leaves what it parsed in ``request.state.booking`` as
+    ``(slot_id, email)``; a request refused before that (422, 413) logs without.
+    """
+
+    def __init__(self, app: ASGIApp, path: str = "/book"):
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            slot_id, email = scope.get("state", {}).get("booking", (None, None))
+            extra = {
+                "slot_id": slot_id,
+                "outcome": OUTCOMES.get(status, "error"),
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "email": mask_email(email),
+            }
+            booking_log.info(
+                "booking slot=%s outcome=%s status=%s duration_ms=%s email=%s",
+                *(extra[k] for k in ("slot_id", "outcome", "status", "duration_ms", "email")),
+                extra=extra,
+            )
