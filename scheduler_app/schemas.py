@@ -37,7 +37,10 @@ class BookingRequest(BaseModel):
     )
 
     slot_id: StrictInt = Field(description="The id of a slot from GET /availability.")
-    email: Email = Field(description="The lead's email address (at most 254 characters).")
+    email: Email = Field(
+        description="The lead's email address (at most 254 characters).",
+        json_schema_extra={"format": "email"},
+    )
 
 
 SLOT_EXAMPLE = {

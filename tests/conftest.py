@@ -132,3 +132,11 @@ def run_together():
     """``run_together(count, target)`` calls ``target(i)`` from ``count`` threads
     released together by a barrier, and returns the results (or exceptions)."""
     return _run_together
+
+
+@pytest.fixture
+def api_schema(client):
+    """The app's own OpenAPI schema, for schemathesis; requests go to the running app."""
+    import schemathesis
+
+    return schemathesis.openapi.from_asgi("/openapi.json", client.app)
