@@ -1,0 +1,179 @@
+"""Helpers for tests that run real processes: the CLI, servers, a TCP proxy.
+
+Imported by name (``import support``): pytest puts this folder on sys.path
+because tests/conftest.py lives here.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+SCRIPT = str(Path(sys.executable).with_name("scheduler-app"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request(port: int, method: str, path: str, body: object = None, timeout: float = 10):
+    """One HTTP request on a fresh connection; returns (status, parsed JSON or text)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        payload = None if body is None else json.dumps(body)
+        headers = {} if body is None else {"Content-Type": "application/json"}
+        conn.request(method, path, payload, headers)
+        response = conn.getresponse()
+        data = response.read().decode()
+        try:
+            return response.status, json.loads(data)
+        except ValueError:
+            return response.status, data
+    finally:
+        conn.close()
+
+
+def book(port: int, slot_id: int, email: str):
+    return request(port, "POST", "/book", {"slot_id": slot_id, "email": email})
+
+
+class Server:
+    """``scheduler-app serve`` as a subprocess on a free port."""
+
+    def __init__(self, database_url: str, workers: int = 1, env: dict | None = None, cwd=None):
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "SCHEDULER_DB_WAIT_SECONDS": "10",
+            **(env or {}),
+        }
+        self.args = [SCRIPT, "serve", "--port", str(self.port), "--workers", str(workers)]
+        self.cwd = cwd
+        self.process: subprocess.Popen | None = None
+        self.output = ""
+
+    def start(self) -> Server:
+        self.process = subprocess.Popen(
+            self.args, env=self.env, cwd=self.cwd, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        return self
+
+    def wait_ready(self, seconds: float = 30) -> Server:
+        deadline = time.monotonic() + seconds
+        while True:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited {self.process.returncode}:\n{self.finish()}")
+            try:
+                if request(self.port, "GET", "/health", timeout=2)[0] == 200:
+                    return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server not ready after {seconds} s")
+            time.sleep(0.1)
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def kill_all(self) -> None:
+        """SIGKILL the server and all its workers (its whole process group)."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.finish()
+
+    def finish(self, timeout: float = 30) -> str:
+        self.output += self.process.communicate(timeout=timeout)[0]
+        return self.output
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.finish(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill_all()
+
+
+class TcpProxy:
+    """A loopback TCP proxy that a test can cut (closing every connection and
+    refusing new ones) and restore, to play a database outage."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> TcpProxy:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            source.close()  # the other direction's pump closes the sink
+
+    def cut(self) -> None:
+        """Stop listening and close every open connection."""
+        if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would not,
+            # and the socket would go on accepting.
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def restore(self) -> None:
+        self.start()
