@@ -91,10 +91,8 @@ def session() -> Iterator[None]:
         with database.connection_context():
             yield
     except (peewee.OperationalError, peewee.InterfaceError) as exc:
-        # The pool's idle connections may be as dead as this one (after a
-        # database restart, say): drop them, so the next call connects afresh.
-        if hasattr(database.obj, "close_idle"):
-            database.obj.close_idle()
+        # No pool flush needed: Peewee 4's pool checks a PostgreSQL connection
+        # on checkout and replaces a dead one, so the service recovers by itself.
         raise DatabaseUnavailable(f"The database is unavailable: {_first_line(exc)}") from exc
 
 

@@ -62,6 +62,8 @@ def test_postgres_outage_is_503_then_recovers_without_restart(servers, database_
 
     proxy.restore()
     wait_until(lambda: serves_again(server.port), 5)
+    # ...and steadily: no stale pooled connection left to fail a later request.
+    assert [request(server.port, "GET", "/availability")[0] for _ in range(20)] == [200] * 20
     free = {s["id"] for s in request(server.port, "GET", "/availability")[1]}
     assert 1 not in free and 2 in free  # the earlier booking kept, the failed one not made
     assert book(server.port, 2, "after@example.com")[0] == 200
