@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-
-SCRIPT = str(Path(sys.executable).with_name("scheduler-app"))
+from support import SCRIPT, Server, free_port, request
 
 
 def run(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
@@ -20,12 +15,6 @@ def run(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedPr
         [SCRIPT, *args], env={**os.environ, **(env or {})}, cwd=cwd,
         capture_output=True, text=True, timeout=60,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_check_reports_a_healthy_setup(database_url):
@@ -91,32 +80,15 @@ def test_seed_rejects_a_bad_day_count(tmp_path):
     assert "must be a whole number of at least 1" in result.stderr
 
 
-def wait_for(url: str, seconds: float = 20) -> bytes:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_answers_and_stops_cleanly(tmp_path, workers):
-    port = free_port()
-    server = subprocess.Popen(
-        [SCRIPT, "serve", "--port", str(port), "--workers", str(workers)], cwd=tmp_path,
-        env={**os.environ, "DATABASE_URL": "sqlite:///scheduler.db"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
+    server = Server("sqlite:///scheduler.db", workers=workers, cwd=tmp_path).start()
     try:
-        body = wait_for(f"http://127.0.0.1:{port}/availability")
-        assert body.startswith(b'[{"id":1,')
+        server.wait_ready()
+        status, body = request(server.port, "GET", "/availability")
+        assert status == 200 and body[0]["id"] == 1
         assert (tmp_path / "scheduler.db").exists()
     finally:
-        server.terminate()
-        output = server.communicate(timeout=30)[0].decode()
-    assert server.returncode == 0, output
-    assert "Traceback" not in output
+        server.stop()
+    assert server.process.returncode == 0, server.output
+    assert "Traceback" not in server.output
