@@ -35,10 +35,12 @@ SQLITE_PRAGMAS = (
 )
 
 # PostgreSQL defaults; query parameters in DATABASE_URL override them.
-# The pool holds at most one connection per thread-pool thread (40 in anyio)
-# and waits for a free one instead of failing at once.
+# At most 16 connections per worker process, so that several workers stay well
+# under the server's max_connections (100 by default; 4 workers x 40 exceeded it
+# and turned a burst of bookings into "too many clients" 503s). A request that
+# finds all 16 busy waits for one (up to `timeout` seconds) instead of failing.
 POSTGRES_DEFAULTS = {
-    "max_connections": 40,
+    "max_connections": 16,
     "stale_timeout": 300,
     "timeout": 10,
     "connect_timeout": 3,
