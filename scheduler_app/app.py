@@ -19,6 +19,7 @@ from .models import create_tables
 from .routes import router
 from .seeding import Seeder, build_seeder, seed_if_empty
 from .settings import Settings
+from .web import router as web_router
 
 log = logging.getLogger("scheduler_app")
 
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     app.state.settings = settings
     app.state.clock = clock
     app.include_router(router)
+    app.include_router(web_router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BookingLog)
     if settings.cors_origins:
