@@ -286,3 +286,30 @@ def test_the_demo_page_on_the_app_books_under_its_own_policy(sqlite_landing, vis
     seen.page.screenshot(path=artifacts / "demo-phone-booked.png", full_page=True)
     assert sqlite_landing.slots.booked() == {slot["id"]: "demo@example.com"}
     assert_clean(seen)
+
+
+def test_a_named_rep_zone_is_shown_by_name(shared_landing, visit):
+    seen = visit(shared_landing.url)
+    page = seen.page
+    first = free_slots(shared_landing)[0]
+    expect(page.locator(".sw-slot").first).to_be_visible()
+    # A second widget, naming the rep's zone, added the way a page would add it.
+    page.evaluate(
+        """(api) => {
+            const box = document.createElement("div");
+            box.id = "named";
+            box.dataset.schedulerApi = api;
+            box.dataset.schedulerTimezone = "America/New_York";
+            document.body.append(box);
+            const script = document.createElement("script");
+            script.src = api + "/widget.js";
+            document.body.append(script);
+        }""",
+        shared_landing.api_origin,
+    )
+    named = page.locator("#named")
+    expect(named.locator(".sw-intro")).to_contain_text("the rep’s time (New York)")
+    rep_clock = clock(datetime.fromisoformat(first["start_time"]))
+    expect(named.locator(".sw-rep").first).to_contain_text(rep_clock)
+    expect(page.locator('link[href$="/widget.css"]')).to_have_count(1)
+    assert_clean(seen)
