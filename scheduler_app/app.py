@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from . import __version__
+from .cors import Cors
 from .db import close_database, init_database, wait_for_database
 from .errors import DatabaseUnavailable, SlotNotFound, SlotUnavailable
 from .middleware import BodyLimit, BookingLog
@@ -18,6 +19,7 @@ from .models import create_tables
 from .routes import router
 from .seeding import Seeder, build_seeder, seed_if_empty
 from .settings import Settings
+from .web import router as web_router
 
 log = logging.getLogger("scheduler_app")
 
@@ -54,8 +56,12 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     app.state.settings = settings
     app.state.clock = clock
     app.include_router(router)
+    app.include_router(web_router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BookingLog)
+    if settings.cors_origins:
+        # Outermost, so that every response (413 included) carries the headers.
+        app.add_middleware(Cors, origins=settings.cors_origins)
     _add_error_handlers(app)
     return app
 

@@ -1,0 +1,51 @@
+"""The booking widget and its demo page: static files shipped in the package.
+
+``/widget.js`` and ``/widget.css`` are embedded by pages on other origins (see
+the README); ``/demo`` shows the widget on the service itself, under a strict
+Content-Security-Policy that the widget must (and does) live with.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+router = APIRouter(include_in_schema=False)
+
+# Everything from this origin, nothing inline, nothing from anywhere else.
+DEMO_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+# path -> (file in scheduler_app/static, media type, extra headers)
+_EMBEDDED = {"Cache-Control": "public, max-age=300", "Cross-Origin-Resource-Policy": "cross-origin"}
+FILES = {
+    "/widget.js": ("widget.js", "text/javascript; charset=utf-8", _EMBEDDED),
+    "/widget.css": ("widget.css", "text/css; charset=utf-8", _EMBEDDED),
+    "/demo.css": ("demo.css", "text/css; charset=utf-8", {"Cache-Control": "public, max-age=300"}),
+    "/demo": ("demo.html", "text/html; charset=utf-8", {"Content-Security-Policy": DEMO_CSP}),
+}
+
+
+@cache
+def static_file(name: str) -> bytes:
+    return (files(__package__) / "static" / name).read_bytes()
+
+
+def _route(path: str, name: str, media_type: str, headers: dict[str, str]) -> None:
+    def serve() -> Response:
+        return Response(
+            static_file(name),
+            media_type=media_type,
+            headers={"X-Content-Type-Options": "nosniff", **headers},
+        )
+
+    router.add_api_route(path, serve, methods=["GET"], name=name)
+
+
+for _path, _spec in FILES.items():
+    _route(_path, *_spec)

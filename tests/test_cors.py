@@ -1,0 +1,134 @@
+"""CORS: only the configured origins may call the API from a browser, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from fastapi.testclient import TestClient
+
+from scheduler_app.app import create_app
+
+PAGE = "https://www.example.com"
+FOREIGN = "https://evil.example.net"
+
+
+@pytest.fixture
+def cors_client(settings, clock):
+    """``cors_client(*origins)``: a TestClient over the app with SCHEDULER_CORS_ORIGINS set."""
+    clients = []
+
+    def make(*origins: str) -> TestClient:
+        client = TestClient(create_app(replace(settings, cors_origins=origins), clock))
+        clients.append(client.__enter__())
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def preflight(client, origin, method="POST", headers="content-type"):
+    return client.options(
+        "/book",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": headers,
+        },
+    )
+
+
+def book(client, origin, slot_id=1):
+    return client.post(
+        "/book", json={"slot_id": slot_id, "email": "lead@example.com"}, headers={"Origin": origin}
+    )
+
+
+def cors_headers(response) -> dict[str, str]:
+    return {k: v for k, v in response.headers.items() if k.startswith("access-control-")}
+
+
+def test_an_allowed_origin_may_list_and_book(cors_client):
+    client = cors_client(PAGE, "http://127.0.0.1:8080")
+    listed = client.get("/availability", headers={"Origin": PAGE})
+    assert listed.status_code == 200
+    assert listed.headers["access-control-allow-origin"] == PAGE
+    assert "Origin" in listed.headers["vary"]
+
+    allowed = preflight(client, PAGE)
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == PAGE
+    assert set(allowed.headers["access-control-allow-methods"].split(", ")) == {"GET", "POST", "OPTIONS"}
+    assert "content-type" in allowed.headers["access-control-allow-headers"].lower()
+    assert "access-control-allow-credentials" not in allowed.headers
+
+    booked = book(client, PAGE)
+    assert booked.status_code == 200
+    assert booked.headers["access-control-allow-origin"] == PAGE
+    assert "access-control-allow-credentials" not in booked.headers
+
+
+def test_errors_carry_the_headers_too_so_the_page_can_read_them(cors_client):
+    client = cors_client(PAGE)
+    book(client, PAGE, slot_id=1)
+    for response in (
+        book(client, PAGE, slot_id=1),  # 409
+        book(client, PAGE, slot_id=999),  # 404
+        client.post("/book", json={"slot_id": 2, "email": "nope"}, headers={"Origin": PAGE}),  # 422
+        client.post("/book", content=b"x" * 20_000, headers={"Origin": PAGE}),  # 413
+    ):
+        assert response.status_code in {404, 409, 413, 422}
+        assert response.headers["access-control-allow-origin"] == PAGE
+        assert "detail" in response.json()
+
+
+def test_a_foreign_origin_gets_no_cors_headers(cors_client):
+    client = cors_client(PAGE)
+    listed = client.get("/availability", headers={"Origin": FOREIGN})
+    assert listed.status_code == 200  # the browser, not the server, withholds it from the page
+    assert cors_headers(listed) == {}
+
+    refused = preflight(client, FOREIGN)
+    assert refused.status_code == 400
+    assert cors_headers(refused) == {}
+    assert refused.json() == {"detail": "Cross-origin request refused: origin not allowed."}
+
+    # An origin differing only in scheme or port is another origin.
+    for near in ("http://www.example.com", "https://www.example.com:8443"):
+        assert cors_headers(client.get("/availability", headers={"Origin": near})) == {}
+
+
+def test_only_get_post_and_content_type_are_allowed(cors_client):
+    client = cors_client(PAGE)
+    assert preflight(client, PAGE, method="DELETE").json()["detail"] == (
+        "Cross-origin request refused: method not allowed."
+    )
+    refused = preflight(client, PAGE, headers="content-type, authorization")
+    assert refused.status_code == 400
+    assert cors_headers(refused) == {}
+
+
+def test_a_star_allows_any_origin_without_credentials(cors_client):
+    client = cors_client("*")
+    listed = client.get("/availability", headers={"Origin": FOREIGN})
+    assert listed.headers["access-control-allow-origin"] == "*"
+    allowed = preflight(client, FOREIGN)
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "*"
+    booked = book(client, FOREIGN)
+    assert booked.status_code == 200
+    assert booked.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in booked.headers
+
+
+def test_without_configured_origins_there_are_no_cors_headers_at_all(client):
+    listed = client.get("/availability", headers={"Origin": PAGE})
+    assert listed.status_code == 200
+    assert cors_headers(listed) == {}
+    options = preflight(client, PAGE)
+    assert cors_headers(options) == {}
+    assert options.status_code == 405
+    booked = book(client, PAGE)
+    assert booked.status_code == 200
+    assert cors_headers(booked) == {}
