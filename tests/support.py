@@ -28,17 +28,25 @@ def free_port() -> int:
 
 def request(port: int, method: str, path: str, body: object = None, timeout: float = 10):
     """One HTTP request on a fresh connection; returns (status, parsed JSON or text)."""
+    status, _, data = exchange(port, method, path, body, timeout=timeout)
+    return status, data
+
+
+def exchange(port: int, method: str, path: str, body: object = None, headers: dict | None = None,
+             timeout: float = 10):
+    """Like ``request``, with request headers; returns (status, response headers, body)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         payload = None if body is None else json.dumps(body)
-        headers = {} if body is None else {"Content-Type": "application/json"}
-        conn.request(method, path, payload, headers)
+        sent = {} if body is None else {"Content-Type": "application/json"}
+        conn.request(method, path, payload, {**sent, **(headers or {})})
         response = conn.getresponse()
         data = response.read().decode()
+        received = {name.lower(): value for name, value in response.getheaders()}
         try:
-            return response.status, json.loads(data)
+            return response.status, received, json.loads(data)
         except ValueError:
-            return response.status, data
+            return response.status, received, data
     finally:
         conn.close()
 
