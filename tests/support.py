@@ -20,6 +20,14 @@ from pathlib import Path
 SCRIPT = str(Path(sys.executable).with_name("scheduler-app"))
 
 
+def run_cli(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """``scheduler-app ARGS`` to completion, with ``env`` added to the environment."""
+    return subprocess.run(
+        [SCRIPT, *args], env={**os.environ, **(env or {})}, cwd=cwd,
+        capture_output=True, text=True, timeout=60,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
