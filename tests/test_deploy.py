@@ -4,6 +4,7 @@ env file and the nginx example agree with what the service reads and trusts."""
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 import shlex
@@ -154,3 +155,123 @@ def test_nginx_forwards_the_headers_the_service_trusts_from_its_address():
     assert argv[argv.index("--forwarded-allow-ips") + 1] == upstream[0]  # nginx connects from it
     assert re.search(r"listen 443 ssl", conf) and "ssl_certificate " in conf
     assert "proxy_pass http://scheduler_app;" in conf
+
+
+# --- The README's "Deploying on a VM" section, run command by command ---------
+
+README = DEPLOY.parent / "README.md"
+NOT_HERE = {
+    "useradd": "would add a user to this machine",
+    "systemctl": "no systemd as PID 1 in the test container",
+}
+
+
+def readme_deploy_commands() -> list[str]:
+    text = README.read_text()
+    section = text[text.index("## Deploying on a VM"):]
+    section = section[:section.index("\n## ", 1)]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    return [line for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def _sandboxed(command: str, root: Path, role: str, port: int) -> str:
+    """The command with / standing at ``root``, the role and database ``role``, the port ``port``."""
+    for path in ("/opt/scheduler-app", "/etc/scheduler-app", "/etc/systemd/system"):
+        command = command.replace(path, f"{root}{path}")
+    if command.startswith("sudo -u postgres "):
+        command = re.sub(r"(?<![\w-])scheduler(?![\w-])", role, command)
+    return command.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+
+
+@pytest.fixture
+def throwaway_role(postgres_url):
+    """A role and database name for the README's commands; both dropped afterwards."""
+    import psycopg2
+
+    name = f"scheduler_readme_{os.getpid()}"
+    yield name
+    admin = psycopg2.connect(postgres_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cur.execute(f'DROP ROLE IF EXISTS "{name}"')
+    admin.close()
+
+
+@pytest.mark.postgres
+def test_the_readme_deploy_section_runs_top_to_bottom(tmp_path, postgres_url, throwaway_role,
+                                                      systemd_analyze):
+    from urllib.parse import urlsplit
+
+    server_url = urlsplit(postgres_url)
+    root, checkout, bin_dir = tmp_path / "root", tmp_path / "checkout", tmp_path / "bin"
+    for folder in (root / "etc/systemd/system", bin_dir):  # as on any Debian machine
+        folder.mkdir(parents=True)
+    shutil.copytree(DEPLOY.parent, checkout, ignore=shutil.ignore_patterns(
+        ".git", ".tox", ".venv", "venv", "build", "dist", "*.egg-info", "__pycache__", "*.db*"))
+    # `sudo` runs the command as this (root or not) user; `-u postgres` means the
+    # PostgreSQL superuser on the test server.
+    (bin_dir / "sudo").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = -u ]; then shift 2; export PGUSER=postgres '
+        f"PGHOST={server_url.hostname} PGPORT={server_url.port or 5432}; fi\n"
+        'exec "$@"\n'
+    )
+    (bin_dir / "sudo").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("VIRTUAL_ENV", None)
+    port = free_port()
+    database_url = (f"postgresql://{throwaway_role}:change-me@{server_url.hostname}:"
+                    f"{server_url.port or 5432}/{throwaway_role}")
+    installed = root / "opt/scheduler-app/venv/bin/scheduler-app"
+    server = None
+    ran = []
+    try:
+        for command in readme_deploy_commands():
+            program = command.split()[1] if command.startswith("sudo ") else command.split()[0]
+            if program in NOT_HERE:
+                ran.append(f"skipped ({NOT_HERE[program]}): {command}")
+                if command.endswith("enable --now scheduler-app.service scheduler-app-seed.timer"):
+                    # What systemd would start: the installed unit's ExecStart, its env file.
+                    unit_file = root / "etc/systemd/system/scheduler-app.service"
+                    argv = shlex.split(re.search(r"^ExecStart=(.*)$", unit_file.read_text(), re.M)[1])
+                    assert argv[0] == INSTALLED_SCRIPT
+                    server = Server(database_url, cwd=tmp_path)
+                    server.args = [str(installed), *argv[1:]]
+                    server.env = {"PATH": os.environ["PATH"],
+                                  **read_env_file(root / "etc/scheduler-app/env")}
+                    server.port = port
+                    server.start().wait_ready(60)
+                continue
+            sandboxed = _sandboxed(command, root, throwaway_role, port)
+            result = subprocess.run(["bash", "-ec", sandboxed], cwd=checkout, env=env,
+                                    capture_output=True, text=True, timeout=600)
+            assert result.returncode == 0, f"{sandboxed}\n{result.stdout}\n{result.stderr}"
+            ran.append(f"ran: {command}")
+            if command.endswith("/etc/scheduler-app/env"):  # installed: the edit the README asks for
+                env_file = root / "etc/scheduler-app/env"
+                assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+                text = re.sub(r"^DATABASE_URL=.*$", f"DATABASE_URL={database_url}",
+                              env_file.read_text(), flags=re.M)
+                env_file.write_text(text.replace("SCHEDULER_PORT=8000", f"SCHEDULER_PORT={port}"))
+            if command.startswith("sudo install -m 0644 deploy/scheduler-app.service"):
+                units = root / "etc/systemd/system"
+                for name in UNITS:
+                    unit_file = units / name
+                    (tmp_path / name).write_text(
+                        unit_file.read_text().replace(INSTALLED_SCRIPT, str(installed)))
+                verify = subprocess.run([systemd_analyze, "verify", *(str(tmp_path / n) for n in UNITS)],
+                                        capture_output=True, text=True, timeout=60)
+                assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
+            if command.startswith("curl "):
+                assert json.loads(result.stdout)["status"] == "ready", result.stdout
+            if "init-db" in command:
+                assert "time_slots" in result.stdout
+            if "pg_dump" in command:
+                [dump] = checkout.glob("scheduler-*.dump")
+                assert dump.read_bytes().startswith(b"PGDMP")
+    finally:
+        if server is not None:
+            server.stop()
+    print("\n".join(ran))
+    assert sum(line.startswith("ran: ") for line in ran) == len(ran) - 4  # useradd, 3 x systemctl
