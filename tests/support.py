@@ -84,6 +84,12 @@ class Server:
             self.args, env=self.env, cwd=self.cwd, start_new_session=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
+        # Read the output as it comes: a server logging a line per request would
+        # otherwise fill the pipe and block.
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._lines.extend, args=(self.process.stdout,),
+                                        daemon=True)
+        self._reader.start()
         return self
 
     def wait_ready(self, seconds: float = 30) -> Server:
@@ -109,7 +115,11 @@ class Server:
         self.finish()
 
     def finish(self, timeout: float = 30) -> str:
-        self.output += self.process.communicate(timeout=timeout)[0]
+        """Wait for the server to exit; return all its output (stdout and stderr)."""
+        self.process.wait(timeout=timeout)
+        self._reader.join(timeout)  # to the end of the output, once its workers are gone too
+        self.process.stdout.close()
+        self.output = "".join(self._lines)
         return self.output
 
     def stop(self) -> None:
