@@ -14,7 +14,8 @@ from . import __version__
 from .cors import Cors
 from .db import close_database, init_database, wait_for_database
 from .errors import DatabaseUnavailable, SlotNotFound, SlotUnavailable
-from .middleware import BodyLimit, BookingLog
+from .logs import request_id
+from .middleware import BodyLimit, BookingLog, RequestId
 from .models import create_tables
 from .routes import router
 from .seeding import Seeder, build_seeder, seed_if_empty
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     app.include_router(web_router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BookingLog)
+    app.add_middleware(RequestId)  # outermost of ours: every response and log line has it
     if settings.cors_origins:
         # Outermost, so that every response (413 included) carries the headers.
         app.add_middleware(Cors, origins=settings.cors_origins)
@@ -67,11 +69,13 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
 
 
 def prepare_database(settings: Settings, seeder: Seeder, now: datetime) -> int:
-    """Bind the database, wait for it (up to SCHEDULER_DB_WAIT_SECONDS), create the
-    table if missing and seed it if empty (AC1). Return the number of slots added."""
+    """Bind the database, wait for it (up to SCHEDULER_DB_WAIT_SECONDS), bring the
+    schema up to date as ``init-db`` does, and seed the table if empty (AC1).
+    Return the number of slots added."""
     init_database(settings.database_url)
     wait_for_database(settings.db_wait_seconds)
-    create_tables()
+    for change in create_tables():
+        log.info(change)
     added = seed_if_empty(seeder, now, settings.seed_days)
     if added:
         log.info("Seeded %d slots with the %s seeder", added, seeder.name)
@@ -99,5 +103,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
-        # The traceback is logged by the server; the client gets no details.
-        return _detail(500, "Internal server error.")
+        # The traceback is logged by the server; the client gets no details. (This
+        # handler runs outside the middleware, so it adds the request id itself.)
+        rid = request_id.get()
+        return _detail(500, "Internal server error.", {"X-Request-ID": rid} if rid else None)

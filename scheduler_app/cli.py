@@ -1,4 +1,4 @@
-"""The ``scheduler-app`` command: serve | seed | check, on the same code as the app."""
+"""The ``scheduler-app`` command: serve | seed | init-db | check, on the same code as the app."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from seeders import SeederLoadError, UnknownSeederError
 from . import __version__
 from .app import prepare_database, utc_now
 from .db import close_database, init_database, session
-from .errors import ConfigError, DatabaseUnavailable
+from .errors import ConfigError, DatabaseUnavailable, SchemaError
 from .models import TimeSlot, create_tables
 from .seeding import build_seeder, seed_days
+from .server import MAX_DEFAULT_WORKERS, default_workers, make_config, serve
 from .settings import Settings
 
 PROG = "scheduler-app"
@@ -30,27 +31,65 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the HTTP API")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default %(default)s)")
-    serve.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
+    serve.add_argument(
+        "--host", help="address to bind (default: SCHEDULER_HOST, else 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=_port, help="port (default: SCHEDULER_PORT, else 8000)"
+    )
+    serve.add_argument(
+        "--workers", type=_positive,
+        help="worker processes (default: SCHEDULER_WORKERS, else one per core, at most "
+        f"{MAX_DEFAULT_WORKERS})",
+    )
+    serve.add_argument(
+        "--proxy-headers", action=argparse.BooleanOptionalAction, default=False,
+        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (default: off)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips", default="127.0.0.1,::1", metavar="IPS",
+        help="comma-separated proxy addresses (or *) whose forwarded headers are trusted "
+        "(default %(default)s)",
+    )
+    serve.add_argument(
+        "--access-log", action=argparse.BooleanOptionalAction, default=True,
+        help="log one line per request (default: on)",
+    )
+    serve.add_argument(
+        "--graceful-timeout", type=_non_negative, default=10, metavar="SECONDS",
+        help="on SIGTERM, wait this long for requests in flight, then cancel them "
+        "(default %(default)s)",
+    )
 
     seed = commands.add_parser("seed", help="add the slots of the next N business days")
     seed.add_argument(
         "--days", type=_positive, help="business days ahead (default: SCHEDULER_SEED_DAYS, 1)"
     )
 
+    commands.add_parser(
+        "init-db", help="create the table and its indexes, or add the ones an existing table lacks"
+    )
     commands.add_parser("check", help="validate the configuration and the database connection")
     return parser
 
 
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1 (got {value!r})")
-    return number
+def _whole_number(low: int, high: int | None = None):
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+        if number is None or number < low or (high is not None and number > high):
+            span = f"of at least {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"must be a whole number {span} (got {value!r})")
+        return number
+
+    return parse
+
+
+_positive = _whole_number(1)
+_non_negative = _whole_number(0)
+_port = _whole_number(1, 65535)
 
 
 def redact(url: str) -> str:
@@ -63,13 +102,22 @@ def redact(url: str) -> str:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    from .server import make_config, serve
-
+    # Flags override the environment (SCHEDULER_HOST/PORT/WORKERS).
+    config = make_config(
+        args.host or settings.host,
+        args.port or settings.port,
+        args.workers or settings.workers or default_workers(),
+        log_format=settings.log_format,
+        access_log=args.access_log,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        graceful_timeout=args.graceful_timeout,
+    )
     # Wait for the database and seed it here, once, so that an unreachable
     # database ends the command with one line instead of failing every worker.
     prepare_database(settings, build_seeder(settings), utc_now())
     close_database()
-    serve(make_config(args.host, args.port, args.workers))
+    serve(config)
     return 0
 
 
@@ -80,6 +128,16 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
     days = args.days or settings.seed_days
     added = seed_days(seeder, utc_now(), days)
     print(f"Added {added} slot(s) for the next {days} business day(s).")
+    return 0
+
+
+def _init_db(settings: Settings, args: argparse.Namespace) -> int:
+    init_database(settings.database_url)
+    changes = create_tables()
+    for change in changes:
+        print(change)
+    if not changes:
+        print(f"The {TimeSlot._meta.table_name} table and its indexes are up to date.")
     return 0
 
 
@@ -96,7 +154,7 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": _serve, "seed": _seed, "check": _check}
+COMMANDS = {"serve": _serve, "seed": _seed, "init-db": _init_db, "check": _check}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UnknownSeederError, SeederLoadError) as exc:
         print(f"{PROG}: configuration error: {exc}", file=sys.stderr)
         return 2
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, SchemaError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 1
 

@@ -6,7 +6,8 @@
     ├── SlotUnavailable          the slot cannot be booked           -> 409
     │   ├── SlotAlreadyBooked
     │   └── SlotAlreadyStarted
-    └── DatabaseUnavailable      the database did not answer         -> 503
+    ├── DatabaseUnavailable      the database did not answer         -> 503
+    └── SchemaError              an existing table cannot be brought up to date
 """
 
 
@@ -42,3 +43,7 @@ class SlotAlreadyStarted(SlotUnavailable):
 
 class DatabaseUnavailable(SchedulerError):
     """The database could not be reached or is busy; the request may be retried."""
+
+
+class SchemaError(SchedulerError):
+    """An existing table lacks what the service needs and cannot be fixed safely."""

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: the request-body limit and the booking log line.
+"""Pure ASGI middleware: the request id, the request-body limit and the booking log line.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so that nothing is buffered and the
 context of the request reaches the handlers' threads unchanged.
@@ -7,11 +7,15 @@ context of the request reaches the handlers' threads unchanged.
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .logs import request_id
 
 booking_log = logging.getLogger("scheduler_app.booking")
 
@@ -23,6 +27,41 @@ OUTCOMES = {
     422: "invalid",
     503: "unavailable",
 }
+
+
+# What an incoming X-Request-ID may be: short, no spaces or quotes, nothing
+# that could break a log line. Anything else is replaced by a generated id.
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")
+
+
+class RequestId:
+    """Give every request an id: its X-Request-ID when sane, else a new one.
+
+    The id goes into the ``request_id`` context variable, which the log filter
+    puts on every line logged for the request (by the app and by uvicorn), and
+    into the response's X-Request-ID header. The variable is not reset: each
+    request runs in its own task, with its own copy of the context, and the
+    error handler and uvicorn's error log, which run after this middleware has
+    returned, still need it.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"")
+        rid = given.decode() if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        request_id.set(rid)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 class BodyLimit:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import peewee
 
 from .db import database, session
+from .errors import SchemaError
 
 EMAIL_MAX_LENGTH = 254
 
@@ -43,9 +46,90 @@ MAX_SLOT_ID = 2**31 - 1
 _SCHEMA_LOCK_KEY = 103_2026
 
 
-def create_tables() -> None:
-    """Create the table and its indexes if they are missing (idempotent)."""
-    with session(), database.atomic():
-        if isinstance(database.obj, peewee.PostgresqlDatabase):
+def create_tables() -> list[str]:
+    """Bring the schema up to date (idempotent); return what was changed, in words.
+
+    A missing table is created with its indexes. An existing table (perhaps
+    created by another implementation of the spec) gets the indexes it lacks;
+    an index counts as present when one with the same columns and uniqueness
+    exists, whatever its name. Raises ``SchemaError`` when a column is missing
+    or duplicate start times prevent the unique index, listing them.
+    """
+    table = TimeSlot._meta.table_name
+    with session(), _schema_transaction():
+        if not database.table_exists(table):
+            database.create_tables([TimeSlot])
+            return [f"Created the {table} table and its indexes."]
+        missing = [
+            f.column_name
+            for f in TimeSlot._meta.sorted_fields
+            if f.column_name not in {c.name for c in database.get_columns(table)}
+        ]
+        if missing:
+            raise SchemaError(
+                f"The existing {table} table lacks the column(s) {', '.join(missing)}; "
+                "it was not created for this service."
+            )
+        present = [(tuple(i.columns), bool(i.unique)) for i in database.get_indexes(table)]
+        changes = []
+        for index in TimeSlot._meta.fields_to_index():
+            columns = tuple(f.column_name for f in index._expressions)
+            # A unique index also serves where a plain one is wanted, not the reverse.
+            if any(cols == columns and (unique or not index._unique) for cols, unique in present):
+                continue
+            if index._unique:
+                _refuse_duplicates(table, columns)
+            database.execute(TimeSlot._schema._create_index(index, safe=True))
+            kind = "unique index" if index._unique else "index"
+            changes.append(f"Added the {kind} {index._name} on {table}({', '.join(columns)}).")
+        return changes
+
+
+@contextlib.contextmanager
+def _schema_transaction() -> Iterator[None]:
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
+        with database.atomic():
+            # Serialise with other processes changing the schema at the same time.
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-        database.create_tables([TimeSlot], safe=True)
+            yield
+    else:
+        # SQLite: take the write lock up front, so that another process's schema
+        # change cannot invalidate what this one read (the busy timeout waits).
+        with database.atomic("IMMEDIATE"):
+            yield
+
+
+# How many duplicated start times the error message lists.
+_LISTED_DUPLICATES = 20
+
+
+def _refuse_duplicates(table: str, columns: tuple[str, ...]) -> None:
+    """Raise ``SchemaError`` listing the start times that several slots share."""
+    if columns != ("start_time",):
+        raise SchemaError(f"No duplicate check for a unique index on {table}{columns}.")
+    shared = (
+        TimeSlot.select(TimeSlot.start_time)
+        .group_by(TimeSlot.start_time)
+        .having(peewee.fn.COUNT(TimeSlot.id) > 1)
+    )
+    rows = (
+        TimeSlot.select(TimeSlot.start_time, TimeSlot.id)
+        .where(TimeSlot.start_time.in_(shared))
+        .order_by(TimeSlot.start_time, TimeSlot.id)
+        .tuples()
+    )
+    ids: dict[object, list[int]] = {}
+    for start, slot_id in rows:
+        ids.setdefault(start, []).append(slot_id)
+    if not ids:
+        return
+    listed = "; ".join(
+        f"{start} (ids {', '.join(map(str, slot_ids))})"
+        for start, slot_ids in list(ids.items())[:_LISTED_DUPLICATES]
+    )
+    more = len(ids) - _LISTED_DUPLICATES
+    raise SchemaError(
+        f"Cannot add the unique index on {table}(start_time): {len(ids)} start time(s) "
+        f"belong to more than one slot: {listed}{f'; and {more} more' if more > 0 else ''}. "
+        "Delete or move the duplicate slots, then run scheduler-app init-db again."
+    )

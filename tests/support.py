@@ -20,6 +20,14 @@ from pathlib import Path
 SCRIPT = str(Path(sys.executable).with_name("scheduler-app"))
 
 
+def run_cli(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """``scheduler-app ARGS`` to completion, with ``env`` added to the environment."""
+    return subprocess.run(
+        [SCRIPT, *args], env={**os.environ, **(env or {})}, cwd=cwd,
+        capture_output=True, text=True, timeout=60,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -28,17 +36,25 @@ def free_port() -> int:
 
 def request(port: int, method: str, path: str, body: object = None, timeout: float = 10):
     """One HTTP request on a fresh connection; returns (status, parsed JSON or text)."""
+    status, _, data = exchange(port, method, path, body, timeout=timeout)
+    return status, data
+
+
+def exchange(port: int, method: str, path: str, body: object = None, headers: dict | None = None,
+             timeout: float = 10):
+    """Like ``request``, with request headers; returns (status, response headers, body)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         payload = None if body is None else json.dumps(body)
-        headers = {} if body is None else {"Content-Type": "application/json"}
-        conn.request(method, path, payload, headers)
+        sent = {} if body is None else {"Content-Type": "application/json"}
+        conn.request(method, path, payload, {**sent, **(headers or {})})
         response = conn.getresponse()
         data = response.read().decode()
+        received = {name.lower(): value for name, value in response.getheaders()}
         try:
-            return response.status, json.loads(data)
+            return response.status, received, json.loads(data)
         except ValueError:
-            return response.status, data
+            return response.status, received, data
     finally:
         conn.close()
 
@@ -68,6 +84,12 @@ class Server:
             self.args, env=self.env, cwd=self.cwd, start_new_session=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
+        # Read the output as it comes: a server logging a line per request would
+        # otherwise fill the pipe and block.
+        self._lines: list[str] = []
+        self._reader = threading.Thread(target=self._lines.extend, args=(self.process.stdout,),
+                                        daemon=True)
+        self._reader.start()
         return self
 
     def wait_ready(self, seconds: float = 30) -> Server:
@@ -93,7 +115,11 @@ class Server:
         self.finish()
 
     def finish(self, timeout: float = 30) -> str:
-        self.output += self.process.communicate(timeout=timeout)[0]
+        """Wait for the server to exit; return all its output (stdout and stderr)."""
+        self.process.wait(timeout=timeout)
+        self._reader.join(timeout)  # to the end of the output, once its workers are gone too
+        self.process.stdout.close()
+        self.output = "".join(self._lines)
         return self.output
 
     def stop(self) -> None:

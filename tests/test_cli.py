@@ -7,14 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from support import SCRIPT, Server, free_port, request
-
-
-def run(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [SCRIPT, *args], env={**os.environ, **(env or {})}, cwd=cwd,
-        capture_output=True, text=True, timeout=60,
-    )
+from support import Server, free_port, request
+from support import run_cli as run
 
 
 def test_check_reports_a_healthy_setup(database_url):
@@ -92,3 +86,14 @@ def test_serve_answers_and_stops_cleanly(tmp_path, workers):
         server.stop()
     assert server.process.returncode == 0, server.output
     assert "Traceback" not in server.output
+
+
+def test_startup_seeds_scheduler_seed_days_only_on_an_empty_table(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    for days, total in (("2", 32), ("3", 32)):  # the second start finds slots: no seeding
+        server = Server(url, env={"SCHEDULER_SEED_DAYS": days}).start()
+        try:
+            server.wait_ready()
+            assert request(server.port, "GET", "/ready")[1]["slots"]["total"] == total
+        finally:
+            server.stop()

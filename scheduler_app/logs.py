@@ -1,0 +1,100 @@
+"""Log lines for people (text, the default) or for journald and log shippers (json).
+
+``SCHEDULER_LOG_FORMAT=json`` writes one JSON object per line: ``time``,
+``level``, ``logger``, ``message``, ``request_id`` and, on the lines that have
+them, the booking's ``slot_id``/``outcome``/``status``/``duration_ms``/``email``
+(masked) and the access log's ``client``/``method``/``path``/``status``.
+
+The request id of the request being served lives in a context variable, set by
+the ``RequestId`` middleware; a filter copies it onto every record, so the
+app's lines and uvicorn's access and error lines all carry it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+#: The X-Request-ID of the request this code runs for; None outside requests.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# Attributes the app passes as ``extra`` (BookingLog) that the JSON lines keep.
+EXTRA_FIELDS = ("slot_id", "outcome", "status", "duration_ms", "email")
+
+
+class RequestIdFilter(logging.Filter):
+    """Give every record a ``request_id`` attribute (None outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id.get()
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-11-20 15:00:00,123 INFO scheduler_app.booking: <message> request_id=<id>``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        rid = getattr(record, "request_id", None)
+        return line if rid is None else f"{line} request_id={rid}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        for name in EXTRA_FIELDS:
+            if hasattr(record, name):
+                entry[name] = getattr(record, name)
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            # uvicorn's access line: (client, method, path, http version, status)
+            client, method, path, _, status = record.args
+            entry.update(client=client, method=method, path=path, status=status)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def log_config(fmt: str = "text") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for the app and uvicorn, in ``fmt`` (text or json).
+
+    Everything goes to stderr through one handler; uvicorn receives the same
+    dict as its ``log_config`` so that each worker process configures itself alike.
+    """
+    formatter = {"text": TextFormatter, "json": JsonFormatter}[fmt]
+    handler = ["default"]
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": f"{__name__}.RequestIdFilter"}},
+        "formatters": {"default": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "default",
+                "filters": ["request_id"],
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": handler, "level": "INFO", "propagate": False},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"handlers": handler, "level": "INFO", "propagate": False},
+            "scheduler_app": {"handlers": handler, "level": "INFO", "propagate": False},
+        },
+        "root": {"handlers": handler, "level": "WARNING"},
+    }
