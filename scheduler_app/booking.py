@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
+import peewee
+
 from .db import session
 from .errors import SlotAlreadyBooked, SlotAlreadyStarted, SlotNotFound
 from .models import MAX_SLOT_ID, TimeSlot, to_db_time
@@ -33,16 +35,44 @@ _COLUMNS = (
 )
 
 
-def free_slots(now: datetime) -> list[SlotRow]:
-    """The slots not booked and not yet started at ``now``, earliest first."""
-    query = (
-        TimeSlot.select(*_COLUMNS)
-        .where((TimeSlot.is_booked == False) & (TimeSlot.start_time > to_db_time(now)))  # noqa: E712
-        .order_by(TimeSlot.start_time)
-        .tuples()
-    )
+def free_slots(
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+) -> list[SlotRow]:
+    """The slots not booked and not yet started at ``now``, earliest first.
+
+    ``start`` and ``end`` (aware) keep those starting in ``[start, end)``;
+    ``limit`` keeps the first ``limit``.
+    """
+    query = free_slots_query(now, start, end, limit)
     with session():
         return [SlotRow._make(row) for row in query]
+
+
+def free_slots_query(
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+) -> peewee.Select:
+    """The query of ``free_slots``, unexecuted (``EXPLAIN`` shows its plan).
+
+    It reads the partial index of free slots (``models.FREE_SLOTS_INDEX``) from
+    the first one after ``now``, so its cost follows the slots returned, not
+    the booked or past rows in the table. (``~is_booked``, not ``is_booked ==
+    False``: SQLite matches the index's ``WHERE NOT is_booked`` only literally.)
+    """
+    condition = ~TimeSlot.is_booked & (TimeSlot.start_time > to_db_time(now))
+    if start is not None:
+        condition &= TimeSlot.start_time >= to_db_time(start)
+    if end is not None:
+        condition &= TimeSlot.start_time < to_db_time(end)
+    query = TimeSlot.select(*_COLUMNS).where(condition).order_by(TimeSlot.start_time)
+    if limit is not None:
+        query = query.limit(limit)
+    return query.tuples()
 
 
 def book_slot(slot_id: int, email: str, now: datetime) -> SlotRow:

@@ -6,13 +6,16 @@ and closes its own database connection on the thread it runs on.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from . import booking, health
 from .errors import DatabaseUnavailable
 from .schemas import (
     SLOT_EXAMPLE,
+    AvailabilityQuery,
     BookingOut,
     BookingRequest,
     ErrorOut,
@@ -41,15 +44,17 @@ def _error(description: str, example: str) -> dict:
     responses={
         200: {
             "model": list[SlotOut],
-            "description": "The slots not booked and not yet started, earliest first.",
+            "description": "The slots not booked and not yet started, earliest first; "
+            "with `from`, `to` and `limit`, those in the window, at most `limit`.",
             "content": {JSON: {"example": [SLOT_EXAMPLE]}},
         },
         503: _error("The database is unavailable.", "The database is unavailable: ..."),
     },
 )
-def availability(request: Request) -> Response:
+def availability(request: Request, query: Annotated[AvailabilityQuery, Query()]) -> Response:
     state = request.app.state
-    slots = booking.free_slots(state.clock())
+    start, end = query.window(state.settings.tz)
+    slots = booking.free_slots(state.clock(), start, end, query.limit)
     return Response(encode([slot_dict(s, state.settings.tz) for s in slots]), media_type=JSON)
 
 
