@@ -21,6 +21,7 @@ from .schemas import (
     ErrorOut,
     SlotOut,
     encode,
+    encode_free_slots,
     slot_dict,
 )
 
@@ -54,8 +55,8 @@ def _error(description: str, example: str) -> dict:
 def availability(request: Request, query: Annotated[AvailabilityQuery, Query()]) -> Response:
     state = request.app.state
     start, end = query.window(state.settings.tz)
-    slots = booking.free_slots(state.clock(), start, end, query.limit)
-    return Response(encode([slot_dict(s, state.settings.tz) for s in slots]), media_type=JSON)
+    rows = booking.free_slot_rows(state.clock(), start, end, query.limit)
+    return Response(encode_free_slots(rows, state.settings.tz), media_type=JSON)
 
 
 @router.post(

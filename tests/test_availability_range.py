@@ -14,7 +14,13 @@ from scheduler_app.app import create_app
 from scheduler_app.db import database, session
 from scheduler_app.models import FREE_SLOTS_INDEX as INDEX
 from scheduler_app.models import TimeSlot
-from scheduler_app.schemas import MAX_LIMIT, MAX_RANGE_DAYS
+from scheduler_app.schemas import (
+    MAX_LIMIT,
+    MAX_RANGE_DAYS,
+    AvailabilityQuery,
+    encode,
+    slot_dict,
+)
 
 
 # Seeded from Friday 2026-11-20 (New York): Mon 23, Tue 24, Wed 25, (Thanksgiving),
@@ -174,3 +180,15 @@ def test_the_availability_query_walks_the_index_on_100000_rows(db):
     assert len(booking.free_slots(NOW)) == 1_000
     window = booking.free_slots_query(NOW, NOW + timedelta(days=1000), None, 10)
     assert INDEX in explain(window)
+
+
+def test_the_body_is_the_generic_encoding_byte_for_byte(client, settings, clock):
+    # GET /availability memoises each slot's JSON; it must stay what slot_dict
+    # and encode give for the same slots.
+    client.post("/book", json={"slot_id": 7, "email": "a@example.com"})
+    for params in [{}, {"from": "2026-11-24", "limit": 5}]:
+        body = client.get("/availability", params=params).content
+        start, end = AvailabilityQuery.model_validate(params).window(settings.tz)
+        slots = booking.free_slots(clock(), start, end, params.get("limit"))
+        assert body == encode([slot_dict(slot, settings.tz) for slot in slots])
+        assert b'"is_booked":false,"booked_by_email":null' in body
