@@ -212,6 +212,9 @@ def _scenario(run: Run, services: list[Target], workers: int, scenario: str) -> 
         for key, figure in figures.items():
             run.results[(workers, scenario, key)] = figure
         _print_scenario_table(run, workers, scenario, targets)
+        for target in refs:  # the references' memory after their heaviest scenario
+            key = f"{target.key}_w{workers}_rss_mb"
+            run.facts[key] = max(run.facts.get(key, 0), round(max(target.process.rss_mb()), 1))
     finally:
         for target in refs:
             target.process.stop()
@@ -300,6 +303,9 @@ def _print_process_table(run: Run, services: list[Target], workers: int) -> None
     for target in services:
         sizes = ", ".join(f"{s:.1f}" for s in target.process.rss_mb())
         print(f"  {target.label:<20} {target.process.startup:>21.3f} {sizes:>18}")
+    for key, label in (("bare", "bare ASGI"), ("fastapi", "FastAPI")):
+        if (size := run.facts.get(f"{key}_w{workers}_rss_mb")) is not None:
+            print(f"  {label:<20} {'-':>21} {size:>18.1f} (largest worker, largest scenario)")
 
 
 def _print_targets(run: Run) -> None:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import peewee
 
-from .db import database, session
+from .db import database, session, writing
 from .errors import SlotAlreadyBooked, SlotAlreadyStarted, SlotNotFound
 from .models import MAX_SLOT_ID, TimeSlot, to_db_time
 
@@ -65,7 +65,7 @@ def free_slot_rows(
     The fast path of GET /availability: the SQL is compiled once per shape of
     query, and no row goes through Peewee's per-field conversion.
     """
-    sql = _free_slots_sql(type(database.obj), start is not None, end is not None, limit is not None)
+    sql = _statement("free", start is not None, end is not None, limit is not None)
     params = [to_db_time(now)]
     params += [to_db_time(moment) for moment in (start, end) if moment is not None]
     params += [limit] if limit is not None else []
@@ -102,17 +102,6 @@ def free_slots_query(
     return query.tuples()
 
 
-@functools.cache
-def _free_slots_sql(kind: type, has_start: bool, has_end: bool, has_limit: bool) -> str:
-    """The SQL of ``free_slots_query`` for the database class ``kind`` (compiling it
-    costs more than running it)."""
-    moment = datetime(2000, 1, 1, tzinfo=UTC)
-    query = free_slots_query(
-        moment, moment if has_start else None, moment if has_end else None, 1 if has_limit else None
-    )
-    return query.sql()[0]
-
-
 def as_datetime(value: datetime | str) -> datetime:
     """A timestamp as a driver returns it (SQLite: ISO text) as a datetime."""
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
@@ -129,19 +118,46 @@ def book_slot(slot_id: int, email: str, now: datetime) -> SlotRow:
     if not 1 <= slot_id <= MAX_SLOT_ID:
         raise SlotNotFound(slot_id)  # no row can have it; don't send it to the database
     with session():
-        row = TimeSlot.select(*_COLUMNS).where(TimeSlot.id == slot_id).tuples().first()
+        row = database.execute_sql(_statement("slot"), [slot_id]).fetchone()
         if row is None:
             raise SlotNotFound(slot_id)
-        slot = SlotRow._make(row)
+        slot = SlotRow(row[0], as_datetime(row[1]), as_datetime(row[2]), bool(row[3]), row[4])
         if slot.is_booked:
             raise SlotAlreadyBooked(slot_id)
         if slot.start_time <= to_db_time(now):
             raise SlotAlreadyStarted(slot_id)
-        updated = (
-            TimeSlot.update(is_booked=True, booked_by_email=email)
-            .where((TimeSlot.id == slot_id) & (TimeSlot.is_booked == False))  # noqa: E712
-            .execute()
-        )
+        with writing():
+            updated = database.execute_sql(_statement("book"), [True, email, slot_id, False]).rowcount
     if updated != 1:
         raise SlotAlreadyBooked(slot_id)
     return slot._replace(is_booked=True, booked_by_email=email)
+
+
+# The module's statements, built by Peewee, compiled once per database class and
+# shape: compiling costs more than running them (0.3-0.5 ms against 0.05 ms for
+# SQLite to run the SELECT of 16 slots). Each is run with its parameters in the
+# order its comment gives, which is the order of Peewee's placeholders.
+_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+_STATEMENTS = {
+    # now[, start][, end][, limit]
+    "free": lambda has_start, has_end, has_limit: free_slots_query(
+        _ANY_TIME,
+        _ANY_TIME if has_start else None,
+        _ANY_TIME if has_end else None,
+        1 if has_limit else None,
+    ),
+    # id
+    "slot": lambda: TimeSlot.select(*_COLUMNS).where(TimeSlot.id == 0),
+    # True, email, id, False
+    "book": lambda: TimeSlot.update(is_booked=True, booked_by_email="")
+    .where((TimeSlot.id == 0) & (TimeSlot.is_booked == False)),  # noqa: E712
+}
+
+
+def _statement(name: str, *shape: bool) -> str:
+    return _compiled(type(database.obj), name, shape)
+
+
+@functools.cache
+def _compiled(kind: type, name: str, shape: tuple[bool, ...]) -> str:
+    return _STATEMENTS[name](*shape).sql()[0]

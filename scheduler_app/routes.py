@@ -6,23 +6,24 @@ and closes its own database connection on the thread it runs on.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from . import booking, health
 from .errors import DatabaseUnavailable
 from .schemas import (
     SLOT_EXAMPLE,
-    AvailabilityQuery,
     BookingOut,
     BookingRequest,
     ErrorOut,
+    Limit,
+    Since,
     SlotOut,
+    Until,
     encode,
     encode_free_slots,
     slot_dict,
+    window,
 )
 
 router = APIRouter()
@@ -52,10 +53,12 @@ def _error(description: str, example: str) -> dict:
         503: _error("The database is unavailable.", "The database is unavailable: ..."),
     },
 )
-def availability(request: Request, query: Annotated[AvailabilityQuery, Query()]) -> Response:
+def availability(
+    request: Request, since: Since = None, until: Until = None, limit: Limit = None
+) -> Response:
     state = request.app.state
-    start, end = query.window(state.settings.tz)
-    rows = booking.free_slot_rows(state.clock(), start, end, query.limit)
+    start, end = window(since, until, state.settings.tz)
+    rows = booking.free_slot_rows(state.clock(), start, end, limit)
     return Response(encode_free_slots(rows, state.settings.tz), media_type=JSON)
 
 

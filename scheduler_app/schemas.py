@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated
 
 import email_validator
+from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
     AfterValidator,
@@ -82,56 +83,63 @@ def _iso_moment(value: object) -> object:
 IsoMoment = Annotated[datetime | date, BeforeValidator(_iso_moment)]
 
 
-class AvailabilityQuery(BaseModel):
-    """Optional narrowing of GET /availability to a window and a count."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    from_: IsoMoment | None = Field(
-        None,
+# GET /availability's query parameters: plain parameters rather than one model,
+# which FastAPI takes ~0.1 ms longer to parse on every request.
+Since = Annotated[
+    IsoMoment | None,
+    Query(
         alias="from",
         description="Only slots starting at or after this date or datetime. A date means "
         "midnight in the rep's time zone; a datetime without an offset is in the rep's time zone.",
         examples=["2026-11-23"],
-    )
-    to: IsoMoment | None = Field(
-        None,
+    ),
+]
+Until = Annotated[
+    IsoMoment | None,
+    Query(
+        alias="to",
         description="Only slots starting before this datetime; a date includes that whole day. "
         f"At most {MAX_RANGE_DAYS} days after `from`.",
         examples=["2026-11-27"],
-    )
-    limit: int | None = Field(
-        None, ge=1, le=MAX_LIMIT, description=f"At most this many slots (1 to {MAX_LIMIT})."
-    )
+    ),
+]
+Limit = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_LIMIT, description=f"At most this many slots (1 to {MAX_LIMIT})."),
+]
 
-    def window(self, tz: tzinfo) -> tuple[datetime | None, datetime | None]:
-        """``(start, end)`` as aware datetimes, ``tz`` filling in what the query leaves out.
 
-        Raises ``RequestValidationError`` (422) when ``to`` is not after ``from``,
-        the range is over ``MAX_RANGE_DAYS``, or a moment is out of range.
-        """
-        start = self._moment("from", self.from_, tz, end_of_day=False)
-        end = self._moment("to", self.to, tz, end_of_day=True)
-        if start is not None and end is not None:
-            if end <= start:
-                raise _invalid("to", self.to, "must be later than from")
-            if end - start > timedelta(days=MAX_RANGE_DAYS):
-                raise _invalid("to", self.to, f"must be at most {MAX_RANGE_DAYS} days after from")
-        return start, end
+def window(
+    since: date | None, until: date | None, tz: tzinfo
+) -> tuple[datetime | None, datetime | None]:
+    """``(start, end)`` of ``from`` and ``to`` as aware datetimes, in ``tz`` where they
+    say no offset.
 
-    @staticmethod
-    def _moment(name: str, value: date | None, tz: tzinfo, end_of_day: bool) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            if isinstance(value, datetime):
-                moment = value if value.tzinfo else value.replace(tzinfo=tz)
-            else:
-                day = value + timedelta(days=1) if end_of_day else value
-                moment = datetime.combine(day, time(), tz)
-            return moment.astimezone(UTC)
-        except OverflowError:
-            raise _invalid(name, value, "is out of range") from None
+    Raises ``RequestValidationError`` (422) when ``to`` is not after ``from``,
+    the range is over ``MAX_RANGE_DAYS``, or a moment is out of range.
+    """
+    start = _moment("from", since, tz, end_of_day=False)
+    end = _moment("to", until, tz, end_of_day=True)
+    if start is not None and end is not None:
+        if end <= start:
+            raise _invalid("to", until, "must be later than from")
+        if end - start > timedelta(days=MAX_RANGE_DAYS):
+            raise _invalid("to", until, f"must be at most {MAX_RANGE_DAYS} days after from")
+    return start, end
+
+
+def _moment(name: str, value: date | None, tz: tzinfo, end_of_day: bool) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, datetime):
+            moment = value if value.tzinfo else value.replace(tzinfo=tz)
+        else:
+            day = value + timedelta(days=1) if end_of_day else value
+            moment = datetime.combine(day, time(), tz)
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise _invalid(name, value, "is out of range") from None
 
 
 def _invalid(name: str, value: date, message: str) -> RequestValidationError:
