@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import peewee
 
-from .db import database, session, writing
+from .db import database, reading, session, writing
 from .errors import SlotAlreadyBooked, SlotAlreadyStarted, SlotNotFound
 from .models import MAX_SLOT_ID, TimeSlot, to_db_time
 
@@ -69,7 +69,7 @@ def free_slot_rows(
     params = [to_db_time(now)]
     params += [to_db_time(moment) for moment in (start, end) if moment is not None]
     params += [limit] if limit is not None else []
-    with session():
+    with session(), reading():
         return database.execute_sql(sql, params).fetchall()
 
 
@@ -118,7 +118,8 @@ def book_slot(slot_id: int, email: str, now: datetime) -> SlotRow:
     if not 1 <= slot_id <= MAX_SLOT_ID:
         raise SlotNotFound(slot_id)  # no row can have it; don't send it to the database
     with session():
-        row = database.execute_sql(_statement("slot"), [slot_id]).fetchone()
+        with reading():
+            row = database.execute_sql(_statement("slot"), [slot_id]).fetchone()
         if row is None:
             raise SlotNotFound(slot_id)
         slot = SlotRow(row[0], as_datetime(row[1]), as_datetime(row[2]), bool(row[3]), row[4])

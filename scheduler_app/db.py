@@ -122,21 +122,35 @@ def session() -> Iterator[None]:
         raise DatabaseUnavailable(f"The database is unavailable: {_first_line(exc)}") from exc
 
 
-# SQLite lets one writer in at a time and sends the others to its busy handler,
-# which sleeps 1 ms, 2 ms, 5 ms and more between tries: under a burst of
-# bookings the threads of a worker spent most of their time asleep there. This
-# lock queues them in the process instead (2 workers still meet in SQLite).
+# SQLite and threads. Python's sqlite3 releases the GIL around every step, one
+# per row, and each time the thread must win the GIL back from the others: with
+# 32 requests in flight, GET /availability over 2,000 slots fell to 2 requests/s
+# (870 ms of CPU each, a million context switches in 3 s). And SQLite lets one
+# writer in at a time and sends the others to its busy handler, which sleeps
+# 1, 2, 5 ms... between tries. So in each process one thread at a time reads,
+# and one at a time writes; the others queue here, and readers never wait for
+# writers (WAL). On PostgreSQL both are no-ops.
+_sqlite_reader = threading.Lock()
 _sqlite_writer = threading.Lock()
 
 
 @contextlib.contextmanager
-def writing() -> Iterator[None]:
-    """Around a statement that writes: on SQLite, one writer of this process at a time."""
+def _sqlite_only(lock: threading.Lock) -> Iterator[None]:
     if isinstance(database.obj, peewee.SqliteDatabase):
-        with _sqlite_writer:
+        with lock:
             yield
     else:
         yield
+
+
+def reading() -> contextlib.AbstractContextManager[None]:
+    """Around statements that read: on SQLite, one reader of this process at a time."""
+    return _sqlite_only(_sqlite_reader)
+
+
+def writing() -> contextlib.AbstractContextManager[None]:
+    """Around a statement that writes: on SQLite, one writer of this process at a time."""
+    return _sqlite_only(_sqlite_writer)
 
 
 def wait_for_database(seconds: float) -> None:
