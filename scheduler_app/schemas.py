@@ -192,13 +192,9 @@ def slot_dict(slot: SlotRow, tz: tzinfo) -> dict:
     }
 
 
-def _text(payload: object) -> str:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-
-
 def encode(payload: object) -> bytes:
     """JSON bytes, compact, as FastAPI's JSONResponse writes them."""
-    return _text(payload).encode()
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def encode_free_slots(rows: list[tuple], tz: tzinfo) -> bytes:
@@ -209,10 +205,10 @@ def encode_free_slots(rows: list[tuple], tz: tzinfo) -> bytes:
     listed request after request, so a listing costs about a lookup per slot
     instead of two time-zone conversions and an encoding.
     """
-    return ("[" + ",".join([_free_slot_text(row, tz) for row in rows]) + "]").encode()
+    return b"[" + b",".join([_free_slot_json(row, tz) for row in rows]) + b"]"
 
 
 @functools.lru_cache(maxsize=FREE_SLOT_CACHE)
-def _free_slot_text(row: tuple, tz: tzinfo) -> str:
+def _free_slot_json(row: tuple, tz: tzinfo) -> bytes:
     slot_id, start, end = row
-    return _text(slot_dict(SlotRow(slot_id, as_datetime(start), as_datetime(end), False, None), tz))
+    return encode(slot_dict(SlotRow(slot_id, as_datetime(start), as_datetime(end), False, None), tz))
