@@ -54,8 +54,9 @@ class BookingRequest(BaseModel):
     )
 
 
-# How many slots' JSON encode_free_slots keeps (about 400 bytes each): more
-# than a year of business days of 30-minute slots, and the benchmark's 10,000.
+# How many slots' JSON encode_free_slots keeps (about 500 bytes each with its
+# key, so at most ~8 MB): more than a year of business days of 30-minute slots,
+# and the benchmark's 10,000.
 FREE_SLOT_CACHE = 16_384
 
 # GET /availability?from=&to=&limit=: documented in the README.
