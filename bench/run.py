@@ -131,12 +131,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one short round, SQLite, 1 worker, "
                         "16 slots and booking (the smoke test)")
-    parser.add_argument("--databases", default="sqlite,postgres")
-    parser.add_argument("--workers", default="1,2", help="worker counts, e.g. 1,2")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=2.0, help="length of a round")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--scenarios", default="get16,get2000,get10000,book,hot")
+    parser.add_argument("--databases", default="sqlite,postgres", help="default %(default)s")
+    parser.add_argument("--workers", default="1,2", help="worker counts (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds (default 3)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of a round (default 2)")
+    parser.add_argument("--connections", type=int, default=32,
+                        help="wrk connections (default 32; a quarter for 10,000 slots)")
+    parser.add_argument("--scenarios", default="get16,get2000,get10000,book,hot",
+                        help="default %(default)s")
     parser.add_argument("--explain", action="store_true",
                         help="print EXPLAIN ANALYZE of the availability query on PostgreSQL, "
                         "100,000 rows")
