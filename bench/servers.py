@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -107,8 +108,9 @@ class Process:
 
 
 def service(name: str, database_url: str, workers: int, log: Path) -> Process:
-    """``scheduler-app serve`` (the installed command, next to this interpreter)."""
-    script = str(Path(sys.executable).with_name("scheduler-app"))
+    """``scheduler-app serve``: the command next to this interpreter, else on PATH."""
+    script = Path(sys.executable).with_name("scheduler-app")
+    script = str(script) if script.exists() else shutil.which("scheduler-app") or "scheduler-app"
     env = {
         "DATABASE_URL": database_url,
         "SCHEDULER_TIMEZONE": TIMEZONE,
