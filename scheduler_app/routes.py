@@ -16,9 +16,14 @@ from .schemas import (
     BookingOut,
     BookingRequest,
     ErrorOut,
+    Limit,
+    Since,
     SlotOut,
+    Until,
     encode,
+    encode_free_slots,
     slot_dict,
+    window,
 )
 
 router = APIRouter()
@@ -41,16 +46,20 @@ def _error(description: str, example: str) -> dict:
     responses={
         200: {
             "model": list[SlotOut],
-            "description": "The slots not booked and not yet started, earliest first.",
+            "description": "The slots not booked and not yet started, earliest first; "
+            "with `from`, `to` and `limit`, those in the window, at most `limit`.",
             "content": {JSON: {"example": [SLOT_EXAMPLE]}},
         },
         503: _error("The database is unavailable.", "The database is unavailable: ..."),
     },
 )
-def availability(request: Request) -> Response:
+def availability(
+    request: Request, since: Since = None, until: Until = None, limit: Limit = None
+) -> Response:
     state = request.app.state
-    slots = booking.free_slots(state.clock())
-    return Response(encode([slot_dict(s, state.settings.tz) for s in slots]), media_type=JSON)
+    start, end = window(since, until, state.settings.tz)
+    rows = booking.free_slot_rows(state.clock(), start, end, limit)
+    return Response(encode_free_slots(rows, state.settings.tz), media_type=JSON)
 
 
 @router.post(

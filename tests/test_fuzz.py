@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import positive_data_acceptance
 from schemathesis.generation import GenerationMode
+
+from scheduler_app.schemas import WINDOW_ERROR
 
 EXAMPLES_PER_OPERATION = 60
 
@@ -25,6 +28,20 @@ def test_schema_lists_every_endpoint(client):
     assert {("GET", "/availability"), ("POST", "/book"), ("GET", "/health"), ("GET", "/ready")} <= paths
 
 
+def rule_outside_the_schema(response) -> bool:
+    """A 422 for a rule that OpenAPI cannot express, which schema-valid data may break:
+    GET /availability's window checks (they span parameters) and the email checks
+    of email-validator (``format: email`` allows e.g. reserved domains such as .test)."""
+    if response.status_code != 422:
+        return False
+    detail = response.json().get("detail")
+    return bool(detail) and all(
+        error.get("type") == WINDOW_ERROR
+        or (error.get("loc") == ["body", "email"] and error.get("type") == "value_error")
+        for error in detail
+    )
+
+
 def test_api_conforms_to_its_schema(client):
     for operation in operations(client):
 
@@ -37,6 +54,9 @@ def test_api_conforms_to_its_schema(client):
             suppress_health_check=list(HealthCheck),
         )
         def check(case):
-            case.call_and_validate()
+            response = case.call()
+            # Anything else that rejects schema-valid data still fails.
+            excluded = [positive_data_acceptance] if rule_outside_the_schema(response) else None
+            case.validate_response(response, excluded_checks=excluded)
 
         check()
