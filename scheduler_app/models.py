@@ -78,12 +78,11 @@ def create_tables() -> list[str]:
                 f"The existing {table} table lacks the column(s) {', '.join(missing)}; "
                 "it was not created for this service."
             )
-        present = [(tuple(i.columns), bool(i.unique)) for i in database.get_indexes(table)]
+        present = database.get_indexes(table)
         changes = []
         for index in TimeSlot._meta.fields_to_index():
             columns = tuple(f.column_name for f in index._expressions)
-            # A unique index also serves where a plain one is wanted, not the reverse.
-            if any(cols == columns and (unique or not index._unique) for cols, unique in present):
+            if _has_index(present, index, columns):
                 continue
             if index._unique:
                 _refuse_duplicates(table, columns)
@@ -91,6 +90,25 @@ def create_tables() -> list[str]:
             kind = "unique index" if index._unique else "index"
             changes.append(f"Added the {kind} {index._name} on {table}({', '.join(columns)}).")
         return changes
+
+
+def _has_index(present: list[peewee.IndexMetadata], index: peewee.ModelIndex,
+               columns: tuple[str, ...]) -> bool:
+    """Whether ``present`` already serves ``index``.
+
+    A partial index (the free slots') is matched by name, since its condition
+    reads differently in each database. A full one is matched by columns, and
+    a unique index also serves where a plain one is wanted, not the reverse;
+    a partial index never stands in for a full one.
+    """
+    if index._where is not None:
+        return any(i.name == index._name for i in present)
+    return any(
+        tuple(i.columns) == columns
+        and (i.unique or not index._unique)
+        and " WHERE " not in (i.sql or "").upper()
+        for i in present
+    )
 
 
 @contextlib.contextmanager

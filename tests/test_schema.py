@@ -57,17 +57,22 @@ def legacy_table(url: str, *starts: str, unique: bool = False) -> None:
     )
 
 
-def indexes(url: str) -> list[tuple[tuple[str, ...], bool]]:
-    """(columns, unique) of each index on time_slots."""
+def indexes(url: str) -> list[tuple[tuple[str, ...], bool, bool]]:
+    """(columns, unique, partial) of each index on time_slots."""
     init_database(url)
     try:
         with session():
-            return sorted((tuple(i.columns), bool(i.unique)) for i in database.get_indexes("time_slots"))
+            return sorted(
+                (tuple(i.columns), bool(i.unique), " WHERE " in (i.sql or "").upper())
+                for i in database.get_indexes("time_slots")
+            )
     finally:
         close_database()
 
 
-OURS = [(("is_booked", "start_time"), False), (("start_time",), True)]
+# The partial index of free slots, and the unique index on start_time.
+OURS = [(("start_time",), False, True), (("start_time",), True, False)]
+FREE_INDEX_ADDED = "Added the index time_slots_free_start_time on time_slots(start_time)."
 
 
 def test_init_db_creates_the_table_then_has_nothing_to_do(database_url):
@@ -87,7 +92,7 @@ def test_init_db_adds_the_unique_index_an_inherited_table_lacks(database_url):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "Added the unique index timeslot_start_time on time_slots(start_time).",
-        "Added the index timeslot_is_booked_start_time on time_slots(is_booked, start_time).",
+        FREE_INDEX_ADDED,
     ]
     assert [i for i in indexes(database_url) if i in OURS] == OURS
     error = sqlite3.IntegrityError if database_url.startswith("sqlite") else psycopg2.IntegrityError
@@ -128,9 +133,19 @@ def test_a_unique_constraint_of_another_name_counts_as_the_unique_index(database
     result = run_cli("init-db", env={"DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "Added the index timeslot_is_booked_start_time on time_slots(is_booked, start_time).",
+        FREE_INDEX_ADDED,
     ]
-    assert [cols for cols, unique in indexes(database_url) if unique].count(("start_time",)) == 1
+    assert [cols for cols, unique, _ in indexes(database_url) if unique].count(("start_time",)) == 1
+
+
+def test_the_previous_releases_table_gets_the_free_slots_index(database_url):
+    """Its unique start_time index must not pass for the partial index of free slots."""
+    legacy_table(database_url, "2026-11-23 09:00:00", unique=True)
+    raw(database_url, "CREATE INDEX timeslot_is_booked_start_time ON time_slots (is_booked, start_time)")
+    result = run_cli("init-db", env={"DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [FREE_INDEX_ADDED]
+    assert [i for i in indexes(database_url) if i in OURS] == OURS
 
 
 def test_a_table_missing_columns_is_refused(database_url):
@@ -173,7 +188,7 @@ def test_upgrades_running_together_add_each_index_once(database_url, run_togethe
         close_database()
     assert not [r for r in results if isinstance(r, Exception)], results
     assert sorted(change for changes in results for change in changes) == [
-        "Added the index timeslot_is_booked_start_time on time_slots(is_booked, start_time).",
+        FREE_INDEX_ADDED,
         "Added the unique index timeslot_start_time on time_slots(start_time).",
     ]
     assert [i for i in indexes(database_url) if i in OURS] == OURS
