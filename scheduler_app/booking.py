@@ -36,6 +36,15 @@ _COLUMNS = (
 )
 
 
+def is_free(now: datetime) -> peewee.Expression:
+    """The rule of a free slot: not booked and not yet started at ``now``.
+
+    (``~is_booked``, not ``is_booked == False``: SQLite matches the partial
+    index's ``WHERE NOT is_booked`` only literally.)
+    """
+    return ~TimeSlot.is_booked & (TimeSlot.start_time > to_db_time(now))
+
+
 def free_slots(
     now: datetime,
     start: datetime | None = None,
@@ -83,11 +92,10 @@ def free_slots_query(
 
     It reads the partial index of free slots (``models.FREE_SLOTS_INDEX``) from
     the first one after ``now``, so its cost follows the slots returned, not
-    the booked or past rows in the table. (``~is_booked``, not ``is_booked ==
-    False``: SQLite matches the index's ``WHERE NOT is_booked`` only literally.)
-    Its parameters are, in order: ``now``, ``start``, ``end``, ``limit``.
+    the booked or past rows in the table. Its parameters are, in order:
+    ``now``, ``start``, ``end``, ``limit``.
     """
-    condition = ~TimeSlot.is_booked & (TimeSlot.start_time > to_db_time(now))
+    condition = is_free(now)
     if start is not None:
         condition &= TimeSlot.start_time >= to_db_time(start)
     if end is not None:

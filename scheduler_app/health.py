@@ -6,9 +6,10 @@ from datetime import datetime
 
 import peewee
 
+from .booking import is_free
 from .db import database, session
 from .errors import DatabaseUnavailable
-from .models import TimeSlot, to_db_time
+from .models import TimeSlot
 
 
 def slot_counts(now: datetime) -> dict[str, int]:
@@ -25,9 +26,7 @@ def slot_counts(now: datetime) -> dict[str, int]:
                 TimeSlot.select(
                     peewee.fn.COUNT(TimeSlot.id),
                     peewee.fn.COUNT(TimeSlot.id).filter(TimeSlot.is_booked == True),  # noqa: E712
-                    peewee.fn.COUNT(TimeSlot.id).filter(
-                        (TimeSlot.is_booked == False) & (TimeSlot.start_time > to_db_time(now))  # noqa: E712
-                    ),
+                    peewee.fn.COUNT(TimeSlot.id).filter(is_free(now)),
                 )
                 .tuples()
                 .get()
