@@ -7,9 +7,12 @@ service. ``bare`` is a plain ASGI callable: no framework, bytes out. ``fastapi``
 is what the framework does at the least for the same endpoints: the slots go
 through a response model (validated and serialised, as FastAPI does for a
 typed return value), the booking body through a request model, both
-``async def`` so that nothing waits for the thread pool.
+``async def`` so that nothing waits for the thread pool. ``fastapi_sync`` is
+the ceiling of the service's own design, sync ``def`` handlers run in the
+thread pool: the same routes as plain ``def`` functions that return the held
+bytes (no response model: the least such a handler can do).
 
-Served by ``python -m bench.references bare|fastapi --port P --workers N``,
+Served by ``python -m bench.references bare|fastapi|fastapi_sync --port P --workers N``,
 with the service's own uvicorn configuration (``scheduler_app.server``).
 """
 
@@ -94,9 +97,27 @@ async def health() -> Response:
     return Response(HEALTH, media_type=JSON)
 
 
+fastapi_sync = FastAPI()
+
+
+@fastapi_sync.get("/availability")
+def availability_sync() -> Response:
+    return Response(PAYLOAD, media_type=JSON)
+
+
+@fastapi_sync.post("/book")
+def book_sync(body: Booking) -> Response:
+    return Response(BOOKED, media_type=JSON)
+
+
+@fastapi_sync.get("/health")
+def health_sync() -> Response:
+    return Response(HEALTH, media_type=JSON)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.references")
-    parser.add_argument("app", choices=["bare", "fastapi"])
+    parser.add_argument("app", choices=["bare", "fastapi", "fastapi_sync"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()

@@ -5,7 +5,7 @@
 
 For each worker count it starts ``scheduler-app serve`` on SQLite and on
 PostgreSQL (fresh databases: the time to the first 200 includes creating and
-seeding the table) and, per scenario, the two references with the same worker
+seeding the table) and, per scenario, the three references with the same worker
 count (``bench/references.py``). Every scenario runs a short warm-up, then
 ``--rounds`` rounds, each going through the service(s) and the references in
 turn; the tables show medians over the rounds and the ratio of each server to
@@ -43,7 +43,8 @@ TITLES = {
     "book": f"POST /book, {BOOK_POOL:,} free slots, a different one per request",
     "hot": f"POST /book, hot-slot contention: every connection on {HOT_SLOTS} slots",
 }
-REFERENCES = ("bare", "fastapi")
+# The references, in the order of the tables' ratio columns: key -> label.
+REFERENCES = {"bare": "bare ASGI", "fastapi": "FastAPI", "fastapi_sync": "FastAPI sync def"}
 # A 10,000-slot body is 1.2 MB: a quarter of the connections keeps the latency
 # within a round's length.
 FEWER_CONNECTIONS = {"get10000": 4}
@@ -194,7 +195,7 @@ def _scenario(run: Run, services: list[Target], workers: int, scenario: str) -> 
         if scenario != "hot":
             for app in REFERENCES:
                 process = reference(app, payload, workers, run.log(f"{app}-{scenario}-{workers}"))
-                refs.append(Target({"bare": "bare ASGI", "fastapi": "FastAPI"}[app], app,
+                refs.append(Target(REFERENCES[app], app,
                                    process.start(probe="/health")))
         targets = services + refs
         if scenario in GET_SCENARIOS:
@@ -278,14 +279,15 @@ def _print_scenario_table(run: Run, workers: int, scenario: str, targets: list[T
     refs = {k: run.results.get((workers, scenario, k)) for k in REFERENCES}
     print(f"\n{TITLES[scenario]}; {workers} worker(s), {connections(run, scenario)} connections, "
           f"median of {run.args.rounds} round(s) of {run.args.seconds:g} s")
-    print(f"  {'server':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x bare':>7} {'x FastAPI':>9}")
+    print(f"  {'server':<20} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x bare':>7} {'x FastAPI':>9}"
+          f" {'x sync def':>10}")
     for target in targets:
         figure = run.results[(workers, scenario, target.key)]
         rate = figure.median("rate")
         ratios = [rate / refs[k].median("rate") if refs[k] and refs[k].median("rate") else None
                   for k in REFERENCES]
         cells = "".join(f" {r:>{w}.2f}" if r is not None else f" {'-':>{w}}"
-                        for r, w in zip(ratios, (7, 9)))
+                        for r, w in zip(ratios, (7, 9, 10)))
         print(f"  {target.label:<20} {rate:>9,.0f} {figure.median('p50_ms'):>8.2f} "
               f"{figure.median('p99_ms'):>8.2f}{cells}")
         prefix = f"{target.key}_w{workers}_{scenario}"
@@ -305,7 +307,7 @@ def _print_process_table(run: Run, services: list[Target], workers: int) -> None
     for target in services:
         sizes = ", ".join(f"{s:.1f}" for s in target.process.rss_mb())
         print(f"  {target.label:<20} {target.process.startup:>21.3f} {sizes:>18}")
-    for key, label in (("bare", "bare ASGI"), ("fastapi", "FastAPI")):
+    for key, label in REFERENCES.items():
         if (size := run.facts.get(f"{key}_w{workers}_rss_mb")) is not None:
             print(f"  {label:<20} {'-':>21} {size:>18.1f} (largest worker, largest scenario)")
 
@@ -322,6 +324,9 @@ def _print_targets(run: Run) -> None:
                 ("GET 16 slots >= 0.5 x FastAPI", fact("get16_x_fastapi"), 0.5, ">="),
                 ("GET 10,000 slots >= 1.0 x FastAPI", fact("get10000_x_fastapi"), 1.0, ">="),
                 ("POST /book >= 0.5 x FastAPI", fact("book_x_fastapi"), 0.5, ">="),
+                # Not targets: how near the ceiling of sync handlers it comes.
+                ("GET 16 slots x FastAPI sync def", fact("get16_x_fastapi_sync"), None, ""),
+                ("POST /book x FastAPI sync def", fact("book_x_fastapi_sync"), None, ""),
                 ("startup < 1 s (SQLite)" if db == "sqlite" else "startup (PostgreSQL)",
                  fact("startup_s"), 1.0 if db == "sqlite" else None, "<"),
                 ("RSS per worker < 60 MB", facts.get(f"{db}_w{w}_rss_mb"), 60, "<"),
@@ -341,7 +346,7 @@ def _print_targets(run: Run) -> None:
     if rows:
         print("\nTargets (issue 5)")
         for who, label, value, met in rows:
-            print(f"  {who:<22} {label:<36} {value:>8} {met}")
+            print(f"  {who:<22} {label:<36} {value:>8} {met}".rstrip())
 
 
 def _print_facts(run: Run) -> None:

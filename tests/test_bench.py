@@ -35,6 +35,7 @@ def test_quick_benchmark_runs_and_its_bookings_match_the_table():
     assert facts["sqlite_book_rows_equal_200s"] == "1"
     assert int(facts["sqlite_w1_book_200s"]) > 0
     for key in ("sqlite_w1_get16_rps", "sqlite_w1_get16_x_fastapi", "sqlite_w1_get16_x_bare",
+                "sqlite_w1_get16_x_fastapi_sync",
                 "sqlite_w1_book_p99_ms", "sqlite_w1_startup_s", "sqlite_w1_rss_mb"):
         assert float(facts[key]) > 0, key
     assert any(line.startswith("GET /availability, 16 seeded slots") for line in lines)
