@@ -5,30 +5,26 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from . import __version__
 from .cors import Cors
-from .db import close_database, init_database, wait_for_database
+from .db import close_database
 from .errors import DatabaseUnavailable, SlotNotFound, SlotUnavailable
 from .logs import request_id
 from .middleware import BodyLimit, BookingLog, RequestId
-from .models import create_tables
 from .routes import router
-from .seeding import Seeder, build_seeder, seed_if_empty
+from .seeding import build_seeder
 from .settings import Settings
+from .startup import prepare_database, utc_now
 from .web import router as web_router
 
 log = logging.getLogger("scheduler_app")
 
 Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> FastAPI:
@@ -66,20 +62,6 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
         app.add_middleware(Cors, origins=settings.cors_origins)
     _add_error_handlers(app)
     return app
-
-
-def prepare_database(settings: Settings, seeder: Seeder, now: datetime) -> int:
-    """Bind the database, wait for it (up to SCHEDULER_DB_WAIT_SECONDS), bring the
-    schema up to date as ``init-db`` does, and seed the table if empty (AC1).
-    Return the number of slots added."""
-    init_database(settings.database_url)
-    wait_for_database(settings.db_wait_seconds)
-    for change in create_tables():
-        log.info(change)
-    added = seed_if_empty(seeder, now, settings.seed_days)
-    if added:
-        log.info("Seeded %d slots with the %s seeder", added, seeder.name)
-    return added
 
 
 def _detail(status: int, message: str, headers: dict | None = None) -> JSONResponse:

@@ -10,13 +10,13 @@ from urllib.parse import urlsplit, urlunsplit
 from seeders import SeederLoadError, UnknownSeederError
 
 from . import __version__
-from .app import prepare_database, utc_now
 from .db import close_database, init_database, session
 from .errors import ConfigError, DatabaseUnavailable, SchemaError
 from .models import TimeSlot, create_tables
 from .seeding import build_seeder, seed_days
 from .server import MAX_DEFAULT_WORKERS, default_workers, make_config, serve
 from .settings import Settings
+from .startup import prepare_database, utc_now
 
 PROG = "scheduler-app"
 

@@ -13,7 +13,7 @@ import psycopg2
 import pytest
 from support import Server, run_cli
 
-from scheduler_app.app import prepare_database, utc_now
+from scheduler_app.startup import prepare_database, utc_now
 from scheduler_app.db import close_database, database, init_database, session
 from scheduler_app.models import create_tables
 from scheduler_app.seeding import build_seeder

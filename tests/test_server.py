@@ -9,6 +9,8 @@ import os
 import pickle
 import signal
 import socket
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.reduction import ForkingPickler
 
@@ -118,6 +120,16 @@ def test_with_two_workers_the_served_connection_has_tcp_nodelay(tmp_path):
 def test_default_workers_follow_the_cores_within_bounds():
     assert 1 <= default_workers() <= MAX_DEFAULT_WORKERS
     assert default_workers() == min(len(os.sched_getaffinity(0)), MAX_DEFAULT_WORKERS)
+
+
+def test_the_command_line_does_not_import_the_web_framework():
+    """With several workers the ``serve`` process only prepares the database and
+    supervises; each worker imports the app. Importing FastAPI there too cost
+    ~0.2 s of startup and ~17 MB in the supervisor."""
+    code = ("import sys, scheduler_app.cli; "
+            "print(sorted({'fastapi', 'starlette', 'pydantic'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_host_port_and_workers_come_from_the_environment(tmp_path):
