@@ -14,8 +14,7 @@ from . import __version__
 from .cors import Cors
 from .db import close_database
 from .errors import DatabaseUnavailable, SlotNotFound, SlotUnavailable
-from .logs import request_id
-from .middleware import BodyLimit, BookingLog, RequestId
+from .middleware import BodyLimit, BookingLog, InternalError, RequestId
 from .routes import router
 from .seeding import build_seeder
 from .settings import Settings
@@ -54,6 +53,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     app.state.clock = clock
     app.include_router(router)
     app.include_router(web_router)
+    app.add_middleware(InternalError)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BookingLog)
     app.add_middleware(RequestId)  # outermost of ours: every response and log line has it
@@ -82,10 +82,3 @@ def _add_error_handlers(app: FastAPI) -> None:
         log.warning("%s %s: %s", request.method, request.url.path, exc)
         return _detail(503, "The service is temporarily unavailable; try again shortly.",
                        {"Retry-After": "5"})
-
-    @app.exception_handler(Exception)
-    async def internal(request: Request, exc: Exception) -> JSONResponse:
-        # The traceback is logged by the server; the client gets no details. (This
-        # handler runs outside the middleware, so it adds the request id itself.)
-        rid = request_id.get()
-        return _detail(500, "Internal server error.", {"X-Request-ID": rid} if rid else None)

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: the request id, the request-body limit and the booking log line.
+"""Pure ASGI middleware: the request id, the request-body limit, the booking log
+line and the JSON 500.
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so that nothing is buffered and the
 context of the request reaches the handlers' threads unchanged.
@@ -96,6 +97,39 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class InternalError:
+    """Answer an unexpected exception with a JSON 500, then let it go on.
+
+    Starlette answers such an exception outside every middleware, so its 500
+    would carry neither the request id nor the CORS headers, and a browser page
+    could not read it. Here the answer goes through them like any other; the
+    exception is raised again so that the server logs its traceback (Starlette
+    sends nothing more once a response has started).
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if not started:
+                response = JSONResponse({"detail": "Internal server error."}, status_code=500)
+                await response(scope, receive, send)
+            raise
 
 
 def mask_email(email: str | None) -> str | None:

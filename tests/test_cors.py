@@ -132,3 +132,24 @@ def test_without_configured_origins_there_are_no_cors_headers_at_all(client):
     booked = book(client, PAGE)
     assert booked.status_code == 200
     assert cors_headers(booked) == {}
+
+
+def test_an_unexpected_error_is_a_json_500_the_page_can_read(settings, clock):
+    """A bug, not a refusal: the answer is still JSON with the request id and the
+    CORS headers (so the widget can say the service failed), and the exception
+    still reaches the server, which logs its traceback."""
+    app = create_app(replace(settings, cors_origins=(PAGE,)), clock)
+    now = clock.now
+    with TestClient(app, raise_server_exceptions=False) as client:
+        clock.now = None  # a clock gone wrong: an error no handler expects
+        response = client.get("/availability", headers={"Origin": PAGE, "X-Request-ID": "bug-1"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error."}
+    assert response.headers["access-control-allow-origin"] == PAGE
+    assert response.headers["x-request-id"] == "bug-1"
+
+    clock.now = now
+    with TestClient(app) as client:  # raises what reached the server
+        clock.now = None
+        with pytest.raises(AttributeError):
+            client.get("/availability")
