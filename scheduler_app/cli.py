@@ -15,7 +15,7 @@ from .errors import ConfigError, DatabaseUnavailable, SchemaError
 from .models import TimeSlot, create_tables
 from .seeding import build_seeder, seed_days
 from .server import MAX_DEFAULT_WORKERS, default_workers, make_config, serve
-from .settings import Settings
+from .settings import PORTS, SEED_DAYS, WORKERS, Settings, whole_number
 from .startup import prepare_database, utc_now
 
 PROG = "scheduler-app"
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=_port, help="port (default: SCHEDULER_PORT, else 8000)"
     )
     serve.add_argument(
-        "--workers", type=_positive,
+        "--workers", type=_workers,
         help="worker processes (default: SCHEDULER_WORKERS, else one per core, at most "
         f"{MAX_DEFAULT_WORKERS})",
     )
@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     seed = commands.add_parser("seed", help="add the slots of the next N business days")
     seed.add_argument(
-        "--days", type=_positive, help="business days ahead (default: SCHEDULER_SEED_DAYS, 1)"
+        "--days", type=_days, help="business days ahead (default: SCHEDULER_SEED_DAYS, 1)"
     )
 
     commands.add_parser(
@@ -76,20 +76,17 @@ def _parser() -> argparse.ArgumentParser:
 def _whole_number(low: int, high: int | None = None):
     def parse(value: str) -> int:
         try:
-            number = int(value)
-        except ValueError:
-            number = None
-        if number is None or number < low or (high is not None and number > high):
-            span = f"of at least {low}" if high is None else f"from {low} to {high}"
-            raise argparse.ArgumentTypeError(f"must be a whole number {span} (got {value!r})")
-        return number
+            return whole_number(value, low, high)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 
 
-_positive = _whole_number(1)
 _non_negative = _whole_number(0)
-_port = _whole_number(1, 65535)
+_port = _whole_number(*PORTS)
+_workers = _whole_number(*WORKERS)
+_days = _whole_number(*SEED_DAYS)
 
 
 def redact(url: str) -> str:

@@ -21,6 +21,11 @@ from .errors import ConfigError
 DEFAULT_DATABASE_URL = "sqlite:///scheduler.db"
 DEFAULT_SEEDER = "next-business-day"
 
+# Bounds shared by the environment and the command line's flags.
+PORTS = (1, 65535)
+WORKERS = (1, 64)
+SEED_DAYS = (1, 366)
+
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -60,12 +65,12 @@ class Settings:
                 "SCHEDULER_SLOT_MINUTES", get("SCHEDULER_SLOT_MINUTES", "30"), 5, 480
             ),
             seeder=get("SCHEDULER_SEEDER", DEFAULT_SEEDER) or DEFAULT_SEEDER,
-            seed_days=_int_in_range("SCHEDULER_SEED_DAYS", get("SCHEDULER_SEED_DAYS", "1"), 1, 366),
+            seed_days=_int_in_range("SCHEDULER_SEED_DAYS", get("SCHEDULER_SEED_DAYS", "1"), *SEED_DAYS),
             cors_origins=_origins(get("SCHEDULER_CORS_ORIGINS", "")),
             host=get("SCHEDULER_HOST", "127.0.0.1") or "127.0.0.1",
-            port=_int_in_range("SCHEDULER_PORT", get("SCHEDULER_PORT", "8000"), 1, 65535),
+            port=_int_in_range("SCHEDULER_PORT", get("SCHEDULER_PORT", "8000"), *PORTS),
             workers=(
-                _int_in_range("SCHEDULER_WORKERS", workers, 1, 64)
+                _int_in_range("SCHEDULER_WORKERS", workers, *WORKERS)
                 if (workers := get("SCHEDULER_WORKERS", ""))
                 else None
             ),
@@ -170,11 +175,24 @@ def _clock_time(name: str, value: str) -> time:
     return time(int(match[1]), int(match[2]))
 
 
-def _int_in_range(name: str, value: str, low: int, high: int) -> int:
+def whole_number(value: str, low: int, high: int | None = None) -> int:
+    """``value`` as a whole number from ``low`` to ``high`` (None: no upper bound).
+
+    Raises ``ValueError`` saying what is expected; the environment and the
+    command line both parse numbers with it.
+    """
     try:
         number = int(value)
     except ValueError:
         number = None
-    if number is None or not low <= number <= high:
-        raise ConfigError(f"{name} must be a whole number from {low} to {high} (got {value!r})")
+    if number is None or number < low or (high is not None and number > high):
+        span = f"of at least {low}" if high is None else f"from {low} to {high}"
+        raise ValueError(f"must be a whole number {span} (got {value!r})")
     return number
+
+
+def _int_in_range(name: str, value: str, low: int, high: int) -> int:
+    try:
+        return whole_number(value, low, high)
+    except ValueError as exc:
+        raise ConfigError(f"{name} {exc}") from None

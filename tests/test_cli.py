@@ -68,10 +68,22 @@ def test_seed_days_default_comes_from_the_environment(tmp_path):
     assert result.stdout.strip() == "Added 32 slot(s) for the next 2 business day(s)."
 
 
-def test_seed_rejects_a_bad_day_count(tmp_path):
-    result = run("seed", "--days", "0", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+@pytest.mark.parametrize("days", ["0", "367", "lots"])
+def test_seed_rejects_a_bad_day_count_as_the_environment_does(tmp_path, days):
+    """The bounds of SCHEDULER_SEED_DAYS: --days 100000 would insert 1.6 million slots."""
+    result = run("seed", "--days", days, env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
     assert result.returncode == 2
-    assert "must be a whole number of at least 1" in result.stderr
+    assert "must be a whole number from 1 to 366" in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_serve_flags_have_the_bounds_of_the_environment():
+    for flag, value, expected in (("--workers", "65", "from 1 to 64"),
+                                  ("--port", "0", "from 1 to 65535"),
+                                  ("--graceful-timeout", "-1", "of at least 0")):
+        result = run("serve", flag, value)
+        assert result.returncode == 2, flag
+        assert f"argument {flag}: must be a whole number {expected} (got '{value}')" in result.stderr
 
 
 @pytest.mark.parametrize("workers", [1, 2])
