@@ -35,24 +35,38 @@ OUTCOMES = {
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")
 
 
-class RequestId:
+class _Middleware:
+    """Pure ASGI middleware that handles the requests it ``applies`` to (HTTP ones
+    unless it says otherwise) and passes everything else through."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    def applies(self, scope: Scope) -> bool:
+        return scope["type"] == "http"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.applies(scope):
+            await self.handle(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestId(_Middleware):
     """Give every request an id: its X-Request-ID when sane, else a new one.
 
     The id goes into the ``request_id`` context variable, which the log filter
     puts on every line logged for the request (by the app and by uvicorn), and
     into the response's X-Request-ID header. The variable is not reset: each
-    request runs in its own task, with its own copy of the context, and the
-    error handler and uvicorn's error log, which run after this middleware has
-    returned, still need it.
+    request runs in its own task, with its own copy of the context, and
+    uvicorn's error log, which runs after this middleware has returned, still
+    needs it.
     """
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         given = dict(scope["headers"]).get(b"x-request-id", b"")
         rid = given.decode() if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         request_id.set(rid)
@@ -65,20 +79,17 @@ class RequestId:
         await self.app(scope, receive, send_with_id)
 
 
-class BodyLimit:
+class BodyLimit(_Middleware):
     """Refuse request bodies over ``max_bytes`` with 413, declared or streamed."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
     def _too_large(self) -> str:
         return f"Request body too large: the limit is {self.max_bytes} bytes."
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await JSONResponse({"detail": self._too_large()}, status_code=413)(scope, receive, send)
@@ -99,7 +110,7 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
-class InternalError:
+class InternalError(_Middleware):
     """Answer an unexpected exception with a JSON 500, then let it go on.
 
     Starlette answers such an exception outside every middleware, so its 500
@@ -109,13 +120,7 @@ class InternalError:
     sends nothing more once a response has started).
     """
 
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def watch(message: Message) -> None:
@@ -142,7 +147,7 @@ def mask_email(email: str | None) -> str | None:
     return f"{local[:1]}***@{domain}"
 
 
-class BookingLog:
+class BookingLog(_Middleware):
     """One log line per POST /book: slot id, outcome, status, duration, masked email.
 
     The handler leaves what it parsed in ``request.state.booking`` as
@@ -150,13 +155,13 @@ class BookingLog:
     """
 
     def __init__(self, app: ASGIApp, path: str = "/book"):
-        self.app = app
+        super().__init__(app)
         self.path = path
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
+    def applies(self, scope: Scope) -> bool:
+        return scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "POST"
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 
