@@ -78,7 +78,7 @@ def free_slot_rows(
     params = [to_db_time(now)]
     params += [to_db_time(moment) for moment in (start, end) if moment is not None]
     params += [limit] if limit is not None else []
-    with session(), reading():
+    with reading(), session():
         return database.execute_sql(sql, params).fetchall()
 
 
@@ -125,9 +125,8 @@ def book_slot(slot_id: int, email: str, now: datetime) -> SlotRow:
     """
     if not 1 <= slot_id <= MAX_SLOT_ID:
         raise SlotNotFound(slot_id)  # no row can have it; don't send it to the database
-    with session():
-        with reading():
-            row = database.execute_sql(_statement("slot"), [slot_id]).fetchone()
+    with writing(), session():
+        row = database.execute_sql(_statement("slot"), [slot_id]).fetchone()
         if row is None:
             raise SlotNotFound(slot_id)
         slot = SlotRow(row[0], as_datetime(row[1]), as_datetime(row[2]), bool(row[3]), row[4])
@@ -135,8 +134,7 @@ def book_slot(slot_id: int, email: str, now: datetime) -> SlotRow:
             raise SlotAlreadyBooked(slot_id)
         if slot.start_time <= to_db_time(now):
             raise SlotAlreadyStarted(slot_id)
-        with writing():
-            updated = database.execute_sql(_statement("book"), [True, email, slot_id, False]).rowcount
+        updated = database.execute_sql(_statement("book"), [True, email, slot_id, False]).rowcount
     if updated != 1:
         raise SlotAlreadyBooked(slot_id)
     return slot._replace(is_booked=True, booked_by_email=email)

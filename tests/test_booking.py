@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scheduler_app import booking
+from scheduler_app.db import close_database, init_database
 from scheduler_app.errors import SlotAlreadyBooked, SlotAlreadyStarted, SlotNotFound
-from scheduler_app.models import TimeSlot
+from scheduler_app.models import TimeSlot, create_tables
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
@@ -63,6 +64,22 @@ def test_missing_ids_are_not_found(db, slot_id):
     add_slot(NOW + timedelta(hours=1))
     with pytest.raises(SlotNotFound):
         booking.book_slot(slot_id, "lead@example.com", NOW)
+
+
+def test_on_sqlite_waiting_threads_hold_no_connection(tmp_path, run_together):
+    """32 threads reading and booking at once: they queue for the process's one
+    reader and one writer before taking a connection, so two are opened, not 32.
+    (SQLite only: on PostgreSQL each thread has a connection of its own.)"""
+    db = init_database(f"sqlite:///{tmp_path / 'slots.db'}")
+    create_tables()
+    ids = [add_slot(NOW + timedelta(hours=1 + i)) for i in range(16)]
+    results = run_together(32, lambda i: booking.free_slots(NOW) if i % 2
+                           else booking.book_slot(ids[i // 2], f"lead{i}@example.com", NOW))
+    assert not [r for r in results if isinstance(r, Exception)]
+    try:
+        assert len(db._connections) + len(db._in_use) <= 2
+    finally:
+        close_database()
 
 
 def test_twenty_threads_one_slot_exactly_one_wins(db, run_together):
