@@ -1,15 +1,20 @@
 """deploy/: the systemd units verify, their ExecStart lines work as written, and the
-env file and the nginx example agree with what the service reads and trusts."""
+env file and the nginx example agree with what the service reads and trusts, and a
+real nginx with the example serves the API over TLS."""
 
 from __future__ import annotations
 
 import configparser
+import http.client
 import json
 import os
 import re
 import shlex
 import shutil
+import socket
+import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -57,14 +62,19 @@ def service_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", **read_env_file(env_file)}
 
 
-@pytest.fixture
-def systemd_analyze():
-    if not os.access(SYSTEMD_ANALYZE, os.X_OK):
-        reason = "systemd-analyze is missing (Debian package systemd)"
+def _tool(path: str, package: str) -> str:
+    """``path`` if it can be run; else the test skips, or fails under CI."""
+    if not os.access(path, os.X_OK):
+        reason = f"{path} is missing (Debian package {package})"
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; .ci/run installs it, so CI must run this test")
         pytest.skip(reason)
-    return SYSTEMD_ANALYZE
+    return path
+
+
+@pytest.fixture
+def systemd_analyze():
+    return _tool(SYSTEMD_ANALYZE, "systemd")
 
 
 def test_units_pass_systemd_analyze_verify(tmp_path, systemd_analyze):
@@ -155,6 +165,155 @@ def test_nginx_forwards_the_headers_the_service_trusts_from_its_address():
     assert argv[argv.index("--forwarded-allow-ips") + 1] == upstream[0]  # nginx connects from it
     assert re.search(r"listen 443 ssl", conf) and "ssl_certificate " in conf
     assert "proxy_pass http://scheduler_app;" in conf
+
+
+# --- deploy/nginx.conf, run by a real nginx in front of the unit's ExecStart -----
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"deploy/nginx.conf no longer has {old!r} once"
+    return text.replace(old, new)
+
+
+def nginx_site(tmp_path: Path, upstream: int, http: int, https: int) -> str:
+    """deploy/nginx.conf as written, but on this machine's free ports, IPv4 only,
+    with a certificate made for the test (for scheduler.example.com and 127.0.0.1)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [_tool(shutil.which("openssl") or "/usr/bin/openssl", "openssl"), "req", "-x509",
+         "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=scheduler.example.com",
+         "-addext", "subjectAltName=DNS:scheduler.example.com,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    site = (DEPLOY / "nginx.conf").read_text()
+    for old, new in (
+        ("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream};"),
+        ("listen 80;", f"listen 127.0.0.1:{http};"),
+        ("listen [::]:80;", ""),
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{https} ssl http2;"),
+        ("listen [::]:443 ssl http2;", ""),
+        ("/etc/ssl/certs/scheduler.example.com.pem", str(cert)),
+        ("/etc/ssl/private/scheduler.example.com.key", str(key)),
+    ):
+        site = _replace_once(site, old, new)
+    return site
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    """``nginx(site)`` runs nginx in the foreground with ``site`` in its http block;
+    stopped after the test."""
+    binary = _tool(NGINX, "nginx")
+    processes = []
+
+    def start(site: str) -> Path:
+        temp = tmp_path / "nginx"
+        temp.mkdir()
+        (temp / "site.conf").write_text(site)
+        paths = "".join(f"    {kind}_temp_path {temp / kind};\n"
+                        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        (temp / "nginx.conf").write_text(
+            f"daemon off;\nmaster_process off;\npid {temp / 'nginx.pid'};\n"
+            f"error_log {temp / 'error.log'} warn;\nevents {{}}\n"
+            f"http {{\n    access_log {temp / 'access.log'};\n{paths}"
+            f"    include {temp / 'site.conf'};\n}}\n"
+        )
+        check = subprocess.run([binary, "-t", "-c", str(temp / "nginx.conf")],
+                               capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stderr
+        assert "[warn]" not in check.stderr, check.stderr
+        processes.append(subprocess.Popen([binary, "-c", str(temp / "nginx.conf")]))
+        return temp
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _https(port: int, cafile: Path, method: str, path: str, body: bytes | None = None):
+    context = ssl.create_default_context(cafile=str(cafile))
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        conn.request(method, path, body, headers)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def _wait_for(port: int, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on {port}"
+            time.sleep(0.05)
+
+
+def test_nginx_conf_serves_the_api_over_tls_in_front_of_the_unit(tmp_path, nginx):
+    """A real nginx with deploy/nginx.conf in front of the unit's ExecStart: TLS,
+    the redirect from http, the forwarded scheme and request id the service trusts,
+    a booking, and nginx's own refusals as JSON."""
+    upstream, http_port, https_port = free_port(), free_port(), free_port()
+    env = service_env(tmp_path, DATABASE_URL="sqlite:///scheduler.db",
+                      SCHEDULER_PORT=str(upstream))
+    server = Server(env["DATABASE_URL"], cwd=tmp_path)
+    server.args, server.env, server.port = exec_start("scheduler-app.service"), env, upstream
+    cert = tmp_path / "cert.pem"
+    try:
+        server.start().wait_ready()
+        logs = nginx(nginx_site(tmp_path, upstream, http_port, https_port))
+        _wait_for(https_port)
+
+        status, headers, body = _https(https_port, cert, "GET", "/availability")
+        assert status == 200, body
+        slots = json.loads(body)
+        assert len(slots) == 80  # SCHEDULER_SEED_DAYS=5 in env.example
+        request_id = headers["x-request-id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id)  # nginx's $request_id, kept by the service
+
+        # The service builds its redirect from X-Forwarded-Proto: https, not http.
+        status, headers, _ = _https(https_port, cert, "GET", "/availability/")
+        assert status == 307 and headers["location"].startswith("https://"), headers
+
+        status, headers, body = _https(
+            https_port, cert, "POST", "/book",
+            json.dumps({"slot_id": slots[0]["id"], "email": "lead@example.com"}).encode())
+        assert status == 200, body
+        booking_id = headers["x-request-id"]
+
+        status, headers, body = _https(https_port, cert, "POST", "/book", b"x" * 20_000)
+        assert status == 413 and headers["content-type"] == "application/json", (status, body)
+        assert json.loads(body)["detail"].startswith("Request body too large")
+
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        conn.request("GET", "/availability", headers={"Host": "scheduler.example.com"})
+        response = conn.getresponse()
+        assert response.status == 301
+        assert response.getheader("Location") == "https://scheduler.example.com/availability"
+        conn.close()
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.output.splitlines() if line.startswith("{")]
+    by_id = {}
+    for line in lines:  # env.example asks for JSON lines
+        by_id.setdefault(line["request_id"], []).append(line)
+    assert request_id in by_id  # nginx's id on the service's lines of that request
+    [booked] = [line for line in by_id[booking_id] if line["logger"] == "scheduler_app.booking"]
+    assert (booked["slot_id"], booked["outcome"]) == (slots[0]["id"], "booked")
+
+    # With the service gone, nginx's 502 becomes the service's JSON 503.
+    status, headers, body = _https(https_port, cert, "GET", "/availability")
+    assert status == 503 and headers["retry-after"] == "5", (status, body)
+    assert json.loads(body)["detail"].startswith("The service is temporarily unavailable")
+    assert (logs / "access.log").read_text().count("/availability") >= 3
 
 
 # --- The README's "Deploying on a VM" section, run command by command ---------
