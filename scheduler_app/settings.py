@@ -65,7 +65,9 @@ class Settings:
                 "SCHEDULER_SLOT_MINUTES", get("SCHEDULER_SLOT_MINUTES", "30"), 5, 480
             ),
             seeder=get("SCHEDULER_SEEDER", DEFAULT_SEEDER) or DEFAULT_SEEDER,
-            seed_days=_int_in_range("SCHEDULER_SEED_DAYS", get("SCHEDULER_SEED_DAYS", "1"), *SEED_DAYS),
+            seed_days=_int_in_range(
+                "SCHEDULER_SEED_DAYS", get("SCHEDULER_SEED_DAYS", "1"), *SEED_DAYS
+            ),
             cors_origins=_origins(get("SCHEDULER_CORS_ORIGINS", "")),
             host=get("SCHEDULER_HOST", "127.0.0.1") or "127.0.0.1",
             port=_int_in_range("SCHEDULER_PORT", get("SCHEDULER_PORT", "8000"), *PORTS),
