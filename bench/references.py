@@ -49,7 +49,7 @@ def _start(status: int, body: bytes) -> dict:
 async def bare(scope, receive, send) -> None:
     """The HTTP layer's ceiling: route on method and path, answer held bytes."""
     if scope["type"] != "http":  # lifespan: accept startup and shutdown
-        while (message := await receive())["type"] != "lifespan.shutdown":
+        while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
