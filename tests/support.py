@@ -16,6 +16,9 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 SCRIPT = str(Path(sys.executable).with_name("scheduler-app"))
 
@@ -26,6 +29,14 @@ def run_cli(*args: str, env: dict | None = None, cwd=None) -> subprocess.Complet
         [SCRIPT, *args], env={**os.environ, **(env or {})}, cwd=cwd,
         capture_output=True, text=True, timeout=60,
     )
+
+
+def unavailable(reason: str, what: str = "this test") -> NoReturn:
+    """Skip for ``reason``; but under CI (the CI variable set), which installs
+    everything the tests need, fail instead: CI must not skip what it can run."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so {what} must run)")
+    pytest.skip(reason)
 
 
 def free_port() -> int:

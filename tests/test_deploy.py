@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import SCRIPT, Server, free_port, request
+from support import SCRIPT, Server, free_port, request, unavailable
 
 from scheduler_app.settings import Settings
 
@@ -65,10 +65,7 @@ def service_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 def _tool(path: str, package: str) -> str:
     """``path`` if it can be run; else the test skips, or fails under CI."""
     if not os.access(path, os.X_OK):
-        reason = f"{path} is missing (Debian package {package})"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; .ci/run installs it, so CI must run this test")
-        pytest.skip(reason)
+        unavailable(f"{path} is missing (Debian package {package})")
     return path
 
 

@@ -21,7 +21,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from support import Server
+from support import Server, unavailable
 
 from scheduler_app.db import close_database, init_database, session
 from scheduler_app.models import TimeSlot
@@ -50,9 +50,7 @@ def pytest_collection_modifyitems(items):
 
 
 def _unavailable(reason: str):
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so the browser tests must run)")
-    pytest.skip(reason)
+    unavailable(reason, "the browser tests")
 
 
 @pytest.fixture(scope="session")
