@@ -56,10 +56,13 @@ def free_slots(
     ``start`` and ``end`` (aware) keep those starting in ``[start, end)``;
     ``limit`` keeps the first ``limit``.
     """
-    return [
-        SlotRow(slot_id, as_datetime(starts), as_datetime(ends), False, None)
-        for slot_id, starts, ends in free_slot_rows(now, start, end, limit)
-    ]
+    return [free_slot(row) for row in free_slot_rows(now, start, end, limit)]
+
+
+def free_slot(row: tuple) -> SlotRow:
+    """A row of ``free_slot_rows`` as a slot."""
+    slot_id, starts, ends = row
+    return SlotRow(slot_id, as_datetime(starts), as_datetime(ends), False, None)
 
 
 def free_slot_rows(

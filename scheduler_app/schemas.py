@@ -20,7 +20,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from .booking import SlotRow, as_datetime
+from .booking import SlotRow, free_slot
 from .models import EMAIL_MAX_LENGTH
 
 
@@ -211,5 +211,4 @@ def encode_free_slots(rows: list[tuple], tz: tzinfo) -> bytes:
 
 @functools.lru_cache(maxsize=FREE_SLOT_CACHE)
 def _free_slot_json(row: tuple, tz: tzinfo) -> bytes:
-    slot_id, start, end = row
-    return encode(slot_dict(SlotRow(slot_id, as_datetime(start), as_datetime(end), False, None), tz))
+    return encode(slot_dict(free_slot(row), tz))
