@@ -11,9 +11,10 @@ from urllib.parse import urlsplit, urlunsplit
 import peewee
 import psycopg2
 
-from scheduler_app import booking
+from scheduler_app import availability
 from scheduler_app.db import close_database, database, init_database, session
-from scheduler_app.models import TimeSlot, create_tables
+from scheduler_app.migrations import upgrade
+from scheduler_app.models import TimeSlot
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -69,7 +70,7 @@ def reset_slots(url: str, count: int) -> None:
             for i in range(1, count + 1)]
     fields = [TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time]
     with bound(url):
-        create_tables()
+        upgrade()
         _empty()
         with session(), database.atomic():
             for chunk in range(0, len(rows), 2000):
@@ -112,13 +113,13 @@ def explain_availability(url: str, rows: int = 100_000, free: int = 1_000) -> st
     fields = [TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time, TimeSlot.is_booked,
               TimeSlot.booked_by_email]
     with bound(url):
-        create_tables()
+        upgrade()
         _empty()
         with session(), database.atomic():
             for chunk in range(0, rows, 5000):
                 TimeSlot.insert_many(data[chunk:chunk + 5000], fields=fields).execute()
         _analyze()
-        sql, params = booking.free_slots_query(now).sql()
+        sql, params = availability.free_slots_query(now).sql()
         with session():
             plan = database.execute_sql(f"EXPLAIN ANALYZE {sql}", params).fetchall()
     return "\n".join(row[0] for row in plan)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from . import __version__
 from .cors import Cors
 from .db import close_database
-from .errors import DatabaseUnavailable, SlotNotFound, SlotUnavailable
+from .errors import ClientError, DatabaseUnavailable
 from .middleware import BodyLimit, BookingLog, InternalError, RequestId
 from .routes import router
 from .seeding import build_seeder
@@ -69,13 +69,9 @@ def _detail(status: int, message: str, headers: dict | None = None) -> JSONRespo
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(SlotNotFound)
-    async def not_found(request: Request, exc: SlotNotFound) -> JSONResponse:
-        return _detail(404, str(exc))
-
-    @app.exception_handler(SlotUnavailable)
-    async def conflict(request: Request, exc: SlotUnavailable) -> JSONResponse:
-        return _detail(409, str(exc))
+    @app.exception_handler(ClientError)
+    async def refused(request: Request, exc: ClientError) -> JSONResponse:
+        return _detail(exc.status, str(exc), exc.headers)
 
     @app.exception_handler(DatabaseUnavailable)
     async def unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:

@@ -12,7 +12,8 @@ from seeders import SeederLoadError, UnknownSeederError
 from . import __version__
 from .db import close_database, init_database, session
 from .errors import ConfigError, DatabaseUnavailable, SchemaError
-from .models import TimeSlot, create_tables
+from .migrations import LATEST, upgrade
+from .models import TimeSlot
 from .seeding import build_seeder, seed_days
 from .server import MAX_DEFAULT_WORKERS, default_workers, make_config, serve
 from .settings import PORTS, SEED_DAYS, WORKERS, Settings, whole_number
@@ -67,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser(
-        "init-db", help="create the table and its indexes, or add the ones an existing table lacks"
+        "init-db", help="create the schema, or apply the migrations it lacks"
     )
     commands.add_parser("check", help="validate the configuration and the database connection")
     return parser
@@ -121,7 +122,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 def _seed(settings: Settings, args: argparse.Namespace) -> int:
     seeder = build_seeder(settings)
     init_database(settings.database_url)
-    create_tables()
+    upgrade()
     days = args.days or settings.seed_days
     added = seed_days(seeder, utc_now(), days)
     print(f"Added {added} slot(s) for the next {days} business day(s).")
@@ -130,18 +131,18 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
 
 def _init_db(settings: Settings, args: argparse.Namespace) -> int:
     init_database(settings.database_url)
-    changes = create_tables()
+    changes = upgrade()
     for change in changes:
         print(change)
     if not changes:
-        print(f"The {TimeSlot._meta.table_name} table and its indexes are up to date.")
+        print(f"The schema is up to date (version {LATEST}).")
     return 0
 
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
     seeder = build_seeder(settings)
     init_database(settings.database_url)
-    create_tables()
+    upgrade()
     with session():
         total = TimeSlot.select().count()
     print(

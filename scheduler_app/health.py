@@ -6,7 +6,7 @@ from datetime import datetime
 
 import peewee
 
-from .booking import is_free
+from .availability import is_free
 from .db import database, session
 from .errors import DatabaseUnavailable
 from .models import TimeSlot

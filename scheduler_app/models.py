@@ -1,30 +1,46 @@
-"""The ``time_slots`` table."""
+"""The tables. Timestamps are naive UTC throughout.
+
+``time_slots`` keeps the spec's five columns and their meaning; a booking is
+also a row of ``bookings``, and the two agree at all times (a booked slot has
+exactly one confirmed booking, with its email). The other tables serve the
+booking module's one transaction function: idempotency keys, the change feed
+(``feed_version`` and ``changes``), the outbox of notifications, and the rep's
+closures. The schema is created and upgraded by ``migrations.py``.
+"""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import peewee
 
-from .db import database, session
-from .errors import SchemaError
+from .db import database
 
 EMAIL_MAX_LENGTH = 254
+NAME_MAX_LENGTH = 200
+NOTES_MAX_LENGTH = 2000
+REASON_MAX_LENGTH = 500
+REFERENCE_LENGTH = 8
 
 
-class TimeSlot(peewee.Model):
-    """One bookable span of the rep's calendar. Timestamps are naive UTC."""
+class _Model(peewee.Model):
+    class Meta:
+        database = database
+
+
+class TimeSlot(_Model):
+    """One bookable span of the rep's calendar."""
 
     id = peewee.AutoField()
     start_time = peewee.DateTimeField(unique=True)
     end_time = peewee.DateTimeField()
     is_booked = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT false")])
     booked_by_email = peewee.CharField(max_length=EMAIL_MAX_LENGTH, null=True)
+    # A hold (reserve, then confirm): live while held_until is after now.
+    held_until = peewee.DateTimeField(null=True)
+    hold_token_hash = peewee.CharField(max_length=64, null=True)
 
     class Meta:
-        database = database
         table_name = "time_slots"
 
 
@@ -40,122 +56,120 @@ TimeSlot.add_index(
 )
 
 
+class Booking(_Model):
+    """A lead's booking of a slot; ``reference`` is public, the token is only hashed."""
+
+    id = peewee.AutoField()
+    reference = peewee.CharField(max_length=REFERENCE_LENGTH, unique=True)
+    slot = peewee.ForeignKeyField(TimeSlot, column_name="slot_id", backref="bookings")
+    email = peewee.CharField(max_length=EMAIL_MAX_LENGTH, index=True)
+    name = peewee.CharField(max_length=NAME_MAX_LENGTH, null=True)
+    notes = peewee.TextField(null=True)
+    status = peewee.CharField(max_length=16, default="confirmed")  # confirmed | cancelled
+    token_hash = peewee.CharField(max_length=64, null=True)  # null: made before bookings existed
+    sequence = peewee.IntegerField(default=0)
+    timezone = peewee.CharField(max_length=64, null=True)
+    source = peewee.TextField(null=True)  # JSON: utm_* and referrer
+    created_at = peewee.DateTimeField()
+    updated_at = peewee.DateTimeField()
+    cancelled_at = peewee.DateTimeField(null=True)
+    cancel_reason = peewee.CharField(max_length=REASON_MAX_LENGTH, null=True)
+    cancelled_by = peewee.CharField(max_length=16, null=True)  # lead | rep
+
+    class Meta:
+        table_name = "bookings"
+
+
+# The database itself refuses a second confirmed booking of a slot.
+CONFIRMED_SLOT_INDEX = "bookings_confirmed_slot"
+Booking.add_index(
+    Booking.index(Booking.slot, name=CONFIRMED_SLOT_INDEX, unique=True,
+                  where=Booking.status == "confirmed")
+)
+
+
+class IdempotencyKey(_Model):
+    """A request's Idempotency-Key and the answer it got, replayed for 24 hours."""
+
+    id = peewee.AutoField()
+    scope = peewee.CharField(max_length=64)  # the endpoint
+    key = peewee.CharField(max_length=255)
+    fingerprint = peewee.CharField(max_length=64)  # SHA-256 of the request
+    status = peewee.IntegerField(null=True)
+    body = peewee.BlobField(null=True)
+    created_at = peewee.DateTimeField(index=True)
+
+    class Meta:
+        table_name = "idempotency_keys"
+        indexes = ((("scope", "key"), True),)
+
+
+class FeedVersion(_Model):
+    """A single row: the version of availability, bumped by every change."""
+
+    id = peewee.IntegerField(primary_key=True)
+    v = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "feed_version"
+
+
+class Change(_Model):
+    """One change of a slot's availability, numbered by the version it made."""
+
+    v = peewee.BigIntegerField(primary_key=True)
+    slot_id = peewee.IntegerField()
+    start_time = peewee.DateTimeField()
+    end_time = peewee.DateTimeField()
+    state = peewee.CharField(max_length=16)  # free | booked | held | added | removed
+    created_at = peewee.DateTimeField(index=True)
+
+    class Meta:
+        table_name = "changes"
+
+
+class OutboxMessage(_Model):
+    """A notification to deliver at least once: one row per message and destination."""
+
+    id = peewee.AutoField()
+    channel = peewee.CharField(max_length=16)  # email | webhook
+    event = peewee.CharField(max_length=32)  # booking.created | .rescheduled | .cancelled
+    recipient = peewee.CharField(max_length=32)  # lead | rep | webhook
+    booking = peewee.ForeignKeyField(Booking, column_name="booking_id", null=True)
+    payload = peewee.TextField()  # JSON, everything needed to send it
+    status = peewee.CharField(max_length=16, default="pending")  # pending | sent | dead
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField()
+    lease_until = peewee.DateTimeField(null=True)
+    last_error = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField()
+    sent_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "outbox"
+        indexes = ((("status", "next_attempt_at"), False),)
+
+
+class Closure(_Model):
+    """Days the rep is away, in the rep's zone: no slots are seeded in them."""
+
+    id = peewee.AutoField()
+    first_day = peewee.DateField()
+    last_day = peewee.DateField()
+    reason = peewee.CharField(max_length=REASON_MAX_LENGTH, null=True)
+    created_at = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "closures"
+
+
+TABLES = [TimeSlot, Booking, IdempotencyKey, FeedVersion, Change, OutboxMessage, Closure]
+
+
 def to_db_time(moment: datetime) -> datetime:
-    """An aware datetime as the table stores it: naive UTC."""
+    """An aware datetime as the tables store it: naive UTC."""
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 # The largest id the INTEGER primary key can hold (PostgreSQL's int4).
 MAX_SLOT_ID = 2**31 - 1
-
-
-# Serialises schema changes of processes starting together on PostgreSQL, where
-# concurrent CREATE TABLE IF NOT EXISTS can still collide.
-_SCHEMA_LOCK_KEY = 103_2026
-
-
-def create_tables() -> list[str]:
-    """Bring the schema up to date (idempotent); return what was changed, in words.
-
-    A missing table is created with its indexes. An existing table (perhaps
-    created by another implementation of the spec) gets the indexes it lacks;
-    an index counts as present when one with the same columns and uniqueness
-    exists, whatever its name. Raises ``SchemaError`` when a column is missing
-    or duplicate start times prevent the unique index, listing them.
-    """
-    table = TimeSlot._meta.table_name
-    with session(), _schema_transaction():
-        if not database.table_exists(table):
-            database.create_tables([TimeSlot])
-            return [f"Created the {table} table and its indexes."]
-        missing = [
-            f.column_name
-            for f in TimeSlot._meta.sorted_fields
-            if f.column_name not in {c.name for c in database.get_columns(table)}
-        ]
-        if missing:
-            raise SchemaError(
-                f"The existing {table} table lacks the column(s) {', '.join(missing)}; "
-                "it was not created for this service."
-            )
-        present = database.get_indexes(table)
-        changes = []
-        for index in TimeSlot._meta.fields_to_index():
-            columns = tuple(f.column_name for f in index._expressions)
-            if _has_index(present, index, columns):
-                continue
-            if index._unique:
-                _refuse_duplicates(table, columns)
-            database.execute(TimeSlot._schema._create_index(index, safe=True))
-            kind = "unique index" if index._unique else "index"
-            changes.append(f"Added the {kind} {index._name} on {table}({', '.join(columns)}).")
-        return changes
-
-
-def _has_index(present: list[peewee.IndexMetadata], index: peewee.ModelIndex,
-               columns: tuple[str, ...]) -> bool:
-    """Whether ``present`` already serves ``index``.
-
-    A partial index (the free slots') is matched by name, since its condition
-    reads differently in each database. A full one is matched by columns, and
-    a unique index also serves where a plain one is wanted, not the reverse;
-    a partial index never stands in for a full one.
-    """
-    if index._where is not None:
-        return any(i.name == index._name for i in present)
-    return any(
-        tuple(i.columns) == columns
-        and (i.unique or not index._unique)
-        and " WHERE " not in (i.sql or "").upper()
-        for i in present
-    )
-
-
-@contextlib.contextmanager
-def _schema_transaction() -> Iterator[None]:
-    if isinstance(database.obj, peewee.PostgresqlDatabase):
-        with database.atomic():
-            # Serialise with other processes changing the schema at the same time.
-            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK_KEY,))
-            yield
-    else:
-        # SQLite: take the write lock up front, so that another process's schema
-        # change cannot invalidate what this one read (the busy timeout waits).
-        with database.atomic("IMMEDIATE"):
-            yield
-
-
-# How many duplicated start times the error message lists.
-_LISTED_DUPLICATES = 20
-
-
-def _refuse_duplicates(table: str, columns: tuple[str, ...]) -> None:
-    """Raise ``SchemaError`` listing the start times that several slots share."""
-    if columns != ("start_time",):
-        raise SchemaError(f"No duplicate check for a unique index on {table}{columns}.")
-    shared = (
-        TimeSlot.select(TimeSlot.start_time)
-        .group_by(TimeSlot.start_time)
-        .having(peewee.fn.COUNT(TimeSlot.id) > 1)
-    )
-    rows = (
-        TimeSlot.select(TimeSlot.start_time, TimeSlot.id)
-        .where(TimeSlot.start_time.in_(shared))
-        .order_by(TimeSlot.start_time, TimeSlot.id)
-        .tuples()
-    )
-    ids: dict[object, list[int]] = {}
-    for start, slot_id in rows:
-        ids.setdefault(start, []).append(slot_id)
-    if not ids:
-        return
-    listed = "; ".join(
-        f"{start} (ids {', '.join(map(str, slot_ids))})"
-        for start, slot_ids in list(ids.items())[:_LISTED_DUPLICATES]
-    )
-    more = len(ids) - _LISTED_DUPLICATES
-    raise SchemaError(
-        f"Cannot add the unique index on {table}(start_time): {len(ids)} start time(s) "
-        f"belong to more than one slot: {listed}{f'; and {more} more' if more > 0 else ''}. "
-        "Delete or move the duplicate slots, then run scheduler-app init-db again."
-    )

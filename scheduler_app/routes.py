@@ -1,27 +1,42 @@
 """HTTP handlers: translate requests into booking calls and results into responses.
 
 They are sync ``def`` handlers, run in the thread pool; each booking call opens
-and closes its own database connection on the thread it runs on.
+and closes its own database connection on the thread it runs on. Every change
+goes through ``booking.transaction``; with an ``Idempotency-Key`` the stored
+answer of a first request is replayed.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from datetime import timedelta
+from typing import Annotated
 
-from . import booking, health
-from .errors import DatabaseUnavailable
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from . import availability, booking, health, idempotency
+from .booking import Answer, Details, IdempotencyKey
+from .errors import DatabaseUnavailable, Unauthorized
 from .schemas import (
     SLOT_EXAMPLE,
+    BookingDetailsOut,
     BookingOut,
     BookingRequest,
+    CancelRequest,
     ErrorOut,
+    HoldOut,
+    HoldRequest,
     Limit,
+    RescheduleRequest,
     Since,
     SlotOut,
     Until,
+    booking_dict,
     encode,
     encode_free_slots,
+    moment_iso,
     slot_dict,
     window,
 )
@@ -53,13 +68,89 @@ def _error(description: str, example: str) -> dict:
         503: _error("The database is unavailable.", "The database is unavailable: ..."),
     },
 )
-def availability(
+def list_availability(
     request: Request, since: Since = None, until: Until = None, limit: Limit = None
 ) -> Response:
     state = request.app.state
-    start, end = window(since, until, state.settings.tz)
-    rows = booking.free_slot_rows(state.clock(), start, end, limit)
-    return Response(encode_free_slots(rows, state.settings.tz), media_type=JSON)
+    settings = state.settings
+    start, end = window(since, until, settings.tz)
+    now = state.clock()
+    earliest = now + timedelta(minutes=settings.min_notice_minutes)
+    rows = availability.free_slot_rows(now, start, end, limit, earliest)
+    if settings.max_bookings_per_day:
+        rows = booking.without_full_days(rows, settings, now)
+    return Response(encode_free_slots(rows, settings.tz), media_type=JSON)
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+BOOKING_EXAMPLE = {
+    "reference": "7K3QX9M2",
+    "status": "confirmed",
+    "slot": {**SLOT_EXAMPLE, "is_booked": True, "booked_by_email": "lead@example.com"},
+    "email": "lead@example.com",
+    "name": "Jane Lead",
+    "notes": "About the enterprise plan",
+    "created_at": "2026-11-20T10:00:00-05:00",
+    "cancelled_at": None,
+}
+IDEMPOTENCY_REUSED = {
+    "description": "Bad input (FastAPI's standard body), or an Idempotency-Key used before "
+    "for another request (`detail`: This Idempotency-Key was used for another request; ...).",
+}
+UNAVAILABLE = _error("The database is unavailable.", "The database is unavailable: ...")
+UNAUTHORIZED = _error("No `Authorization: Bearer` token.",
+                      "This needs an Authorization: Bearer token.")
+UNKNOWN_BOOKING = _error("No booking has this reference and token (the same answer for both).",
+                         "No booking has this reference and token.")
+
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", pattern=r'^"?[\x21-\x7e][\x20-\x7e]{0,254}"?$',
+           description="1-255 printable ASCII characters, quoted or not; a retry with the "
+           "same key and body within 24 h gets the first answer again."),
+]
+_bearer = HTTPBearer(auto_error=False, description="The manage token, or the hold token.")
+
+
+def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The request's ``Authorization: Bearer`` token; 401 without one."""
+    if credentials is None or not credentials.credentials:
+        raise Unauthorized()
+    return credentials.credentials
+
+
+Bearer = Annotated[str, Depends(bearer_token)]
+
+
+def _public_base(request: Request) -> str:
+    configured = request.app.state.settings.public_url
+    return configured or str(request.base_url).rstrip("/")
+
+
+def _answer(answer: Answer) -> Response:
+    headers = dict(NO_STORE)
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(answer.body, status_code=answer.status, media_type=JSON, headers=headers)
+
+
+def _change(request: Request, change, render, header: str | None, body) -> Response:
+    """Run ``change`` through the booking transaction, idempotently with a key."""
+    state = request.app.state
+    key = None
+    if header is not None:
+        try:
+            value = idempotency.parse(header)
+        except ValueError as exc:
+            raise RequestValidationError([{"type": "value_error", "loc": ("header", "Idempotency-Key"),
+                                           "msg": str(exc), "input": header}]) from None
+        scope = f"{request.method} {request.url.path}"
+        key = IdempotencyKey(scope, value, body.model_dump(mode="json"), render)
+    result = booking.transaction(state.settings, state.clock(), change, key)
+    return _answer(result if key is not None else render(result))
 
 
 @router.post(
@@ -68,34 +159,169 @@ def availability(
     response_model=BookingOut,
     responses={
         200: {
-            "description": "The slot is booked for this email.",
+            "description": "The slot is booked for this email. `booking.token` manages it: keep it.",
             "content": {
                 JSON: {
                     "example": {
                         "message": "Slot 1 is booked for lead@example.com.",
-                        "slot": {**SLOT_EXAMPLE, "is_booked": True, "booked_by_email": "lead@example.com"},
+                        "slot": BOOKING_EXAMPLE["slot"],
+                        "booking": {
+                            "reference": "7K3QX9M2", "status": "confirmed", "token": "…",
+                            "manage_url": "https://book.example.com/manage/7K3QX9M2#token=…",
+                        },
                     }
                 }
             },
         },
         404: _error("No slot has this id.", "Slot 42 does not exist."),
         409: _error(
-            "The slot is already booked, or has already started.", "Slot 1 is already booked."
+            "The slot is already booked, held by another visitor, or has already started; "
+            "or the lead has reached their limit of upcoming bookings.",
+            "Slot 1 is already booked.",
         ),
         413: _error("The body is over the size limit.", "Request body too large: ..."),
-        422: {"description": "The body is not a valid booking request."},
-        503: _error("The database is unavailable.", "The database is unavailable: ..."),
+        422: IDEMPOTENCY_REUSED,
+        503: UNAVAILABLE,
     },
 )
-def book(body: BookingRequest, request: Request) -> Response:
-    state = request.app.state
+def book(body: BookingRequest, request: Request, key: IdempotencyHeader = None) -> Response:
+    settings = request.app.state.settings
     request.state.booking = (body.slot_id, body.email)  # for the booking log line
-    slot = booking.book_slot(body.slot_id, body.email, state.clock())
-    payload = {
-        "message": f"Slot {slot.id} is booked for {slot.booked_by_email}.",
-        "slot": slot_dict(slot, state.settings.tz),
-    }
-    return Response(encode(payload), media_type=JSON)
+    base = _public_base(request)
+    details = Details(body.email, body.name, body.notes, body.timezone,
+                      body.source.model_dump(exclude_none=True) if body.source else None)
+
+    def render(view: booking.BookingView) -> Answer:
+        reference = view.booking.reference
+        return Answer(200, encode({
+            "message": f"Slot {view.slot.id} is booked for {view.slot.booked_by_email}.",
+            "slot": slot_dict(view.slot, settings.tz),
+            "booking": {
+                "reference": reference,
+                "status": view.booking.status,
+                "token": view.token,
+                "manage_url": f"{base}/manage/{reference}#token={view.token}",
+            },
+        }))
+
+    return _change(request, lambda tx: booking.book(tx, body.slot_id, details, body.hold_token),
+                   render, key, body)
+
+
+@router.post(
+    "/holds",
+    summary="Hold a slot while the lead fills in the form",
+    status_code=201,
+    response_model=HoldOut,
+    tags=["holds"],
+    responses={
+        201: {"description": "Held until `expires_at`; only `hold_token` can book it meanwhile."},
+        404: _error("No slot has this id.", "Slot 42 does not exist."),
+        409: _error("The slot is booked, held or has started.",
+                    "Slot 1 is held by another visitor for a few minutes."),
+        422: IDEMPOTENCY_REUSED,
+        503: UNAVAILABLE,
+    },
+)
+def place_hold(body: HoldRequest, request: Request, key: IdempotencyHeader = None) -> Response:
+    tz = request.app.state.settings.tz
+
+    def render(held: booking.Hold) -> Answer:
+        return Answer(201, encode({
+            "hold_id": held.slot.id,
+            "hold_token": held.token,
+            "slot": slot_dict(held.slot, tz),
+            "expires_at": moment_iso(held.expires_at, tz),
+        }))
+
+    return _change(request, lambda tx: booking.hold(tx, body.slot_id), render, key, body)
+
+
+@router.delete(
+    "/holds/{hold_id}",
+    summary="Release a hold",
+    status_code=204,
+    tags=["holds"],
+    responses={
+        204: {"description": "Released; the slot is free again."},
+        401: UNAUTHORIZED,
+        404: _error("No live hold has this id and token.", "No live hold has this id and token."),
+        503: UNAVAILABLE,
+    },
+)
+def release_hold(hold_id: int, token: Bearer, request: Request) -> Response:
+    state = request.app.state
+    booking.transaction(state.settings, state.clock(),
+                        lambda tx: booking.release(tx, hold_id, token))
+    return Response(status_code=204, headers=NO_STORE)
+
+
+def _booking_answer(request: Request):
+    tz = request.app.state.settings.tz
+    return lambda view: Answer(200, encode(booking_dict(view, tz)))
+
+
+@router.get(
+    "/bookings/{reference}",
+    summary="A booking's details",
+    response_model=BookingDetailsOut,
+    tags=["bookings"],
+    responses={
+        200: {"content": {JSON: {"example": BOOKING_EXAMPLE}}},
+        401: UNAUTHORIZED,
+        404: UNKNOWN_BOOKING,
+        503: UNAVAILABLE,
+    },
+)
+def booking_details(reference: str, token: Bearer, request: Request) -> Response:
+    return _answer(_booking_answer(request)(booking.get(reference, token)))
+
+
+@router.post(
+    "/bookings/{reference}/cancel",
+    summary="Cancel a booking",
+    response_model=BookingDetailsOut,
+    tags=["bookings"],
+    responses={
+        200: {"description": "Cancelled (again: the same state); the slot is free again.",
+              "content": {JSON: {"example": {**BOOKING_EXAMPLE, "status": "cancelled"}}}},
+        401: UNAUTHORIZED,
+        404: UNKNOWN_BOOKING,
+        409: _error("The meeting has already started.",
+                    "This meeting has already started and can no longer be cancelled."),
+        503: UNAVAILABLE,
+    },
+)
+def cancel_booking(reference: str, token: Bearer, request: Request,
+                   body: CancelRequest | None = None) -> Response:
+    reason = body.reason if body else None
+    return _change(request, lambda tx: booking.cancel(tx, reference, token, reason),
+                   _booking_answer(request), None, body)
+
+
+@router.post(
+    "/bookings/{reference}/reschedule",
+    summary="Move a booking to another slot",
+    response_model=BookingDetailsOut,
+    tags=["bookings"],
+    responses={
+        200: {"description": "Moved; the old slot is free again. Same reference and token."},
+        401: UNAUTHORIZED,
+        404: _error("No booking has this reference and token, or no slot has this id.",
+                    "Slot 42 does not exist."),
+        409: _error("The new slot is booked, held or started; or the booking is cancelled "
+                    "or its meeting has started.", "Slot 2 is already booked."),
+        422: IDEMPOTENCY_REUSED,
+        503: UNAVAILABLE,
+    },
+)
+def reschedule_booking(reference: str, body: RescheduleRequest, token: Bearer, request: Request,
+                       key: IdempotencyHeader = None) -> Response:
+    return _change(
+        request,
+        lambda tx: booking.reschedule(tx, reference, token, body.slot_id, body.hold_token),
+        _booking_answer(request), key, body,
+    )
 
 
 @router.get(

@@ -6,6 +6,7 @@ import functools
 import json
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import email_validator
 from fastapi import Query
@@ -20,8 +21,13 @@ from pydantic import (
     StringConstraints,
 )
 
-from .booking import SlotRow, free_slot
-from .models import EMAIL_MAX_LENGTH
+from .availability import SlotRow, free_slot
+from .models import (
+    EMAIL_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    NOTES_MAX_LENGTH,
+    REASON_MAX_LENGTH,
+)
 
 
 def _valid_email(value: str) -> str:
@@ -39,6 +45,35 @@ Email = Annotated[
 ]
 
 
+def _iana_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone such as Europe/Paris") from None
+    return value
+
+
+TimeZoneName = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=64), AfterValidator(_iana_zone)
+]
+Token = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
+Utm = Annotated[str, StringConstraints(strict=True, max_length=200)]
+
+
+class Source(BaseModel):
+    """Where the lead came from: the landing page's UTM parameters and referrer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    utm_source: Utm | None = None
+    utm_medium: Utm | None = None
+    utm_campaign: Utm | None = None
+    utm_term: Utm | None = None
+    utm_content: Utm | None = None
+    referrer: Annotated[str, StringConstraints(strict=True, max_length=2000,
+                                               pattern=r"^https?://")] | None = None
+
+
 class BookingRequest(BaseModel):
     """What a lead sends to book a slot. Unknown fields are ignored."""
 
@@ -52,6 +87,36 @@ class BookingRequest(BaseModel):
         description="The lead's email address (at most 254 characters).",
         json_schema_extra={"format": "email"},
     )
+    name: Annotated[str, StringConstraints(strict=True, max_length=NAME_MAX_LENGTH)] | None = None
+    notes: Annotated[str, StringConstraints(strict=True, max_length=NOTES_MAX_LENGTH)] | None = None
+    timezone: TimeZoneName | None = Field(
+        None, description="The lead's IANA time zone, for their confirmation.")
+    hold_token: Token | None = Field(
+        None, description="The token of the hold on this slot (POST /holds), if any.")
+    source: Source | None = None
+
+
+class HoldRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"slot_id": 1}]})
+
+    slot_id: StrictInt = Field(description="The id of a slot from GET /availability.")
+
+
+Reason = Annotated[str, StringConstraints(strict=True, max_length=REASON_MAX_LENGTH)]
+
+
+class CancelRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore",
+                              json_schema_extra={"examples": [{"reason": "Found another time"}]})
+
+    reason: Reason | None = None
+
+
+class RescheduleRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{"slot_id": 2}]})
+
+    slot_id: StrictInt = Field(description="The id of a free slot to move to.")
+    hold_token: Token | None = None
 
 
 # How many slots' JSON encode_free_slots keeps (about 500 bytes each with its
@@ -169,9 +234,35 @@ class SlotOut(BaseModel):
     booked_by_email: str | None
 
 
+class NewBookingOut(BaseModel):
+    reference: str
+    status: str
+    token: str = Field(description="The manage token: send it as `Authorization: Bearer`.")
+    manage_url: str
+
+
 class BookingOut(BaseModel):
     message: str
     slot: SlotOut
+    booking: NewBookingOut
+
+
+class BookingDetailsOut(BaseModel):
+    reference: str
+    status: str
+    slot: SlotOut
+    email: str
+    name: str | None
+    notes: str | None
+    created_at: datetime
+    cancelled_at: datetime | None
+
+
+class HoldOut(BaseModel):
+    hold_id: int
+    hold_token: str
+    slot: SlotOut
+    expires_at: datetime
 
 
 class ErrorOut(BaseModel):
@@ -190,6 +281,26 @@ def slot_dict(slot: SlotRow, tz: tzinfo) -> dict:
         "end_time": _local_iso(slot.end_time, tz),
         "is_booked": slot.is_booked,
         "booked_by_email": slot.booked_by_email,
+    }
+
+
+def moment_iso(moment: datetime | None, tz: tzinfo) -> str | None:
+    """A naive UTC timestamp as the API shows it, or None."""
+    return None if moment is None else _local_iso(moment, tz)
+
+
+def booking_dict(view, tz: tzinfo) -> dict:
+    """A booking (``booking.BookingView``) as GET /bookings/{reference} shows it."""
+    b = view.booking
+    return {
+        "reference": b.reference,
+        "status": b.status,
+        "slot": slot_dict(view.slot, tz),
+        "email": b.email,
+        "name": b.name,
+        "notes": b.notes,
+        "created_at": moment_iso(b.created_at, tz),
+        "cancelled_at": moment_iso(b.cancelled_at, tz),
     }
 
 

@@ -25,6 +25,7 @@ DEFAULT_SEEDER = "next-business-day"
 PORTS = (1, 65535)
 WORKERS = (1, 64)
 SEED_DAYS = (1, 366)
+HOLD_SECONDS = (30, 1800)
 
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -46,6 +47,11 @@ class Settings:
     log_format: str = "text"
     db_wait_seconds: int = 30
     max_body_bytes: int = 16_384
+    public_url: str | None = None  # None: each request's own scheme and host
+    hold_seconds: int = 300
+    max_upcoming_per_email: int = 0  # 0: no limit
+    min_notice_minutes: int = 0
+    max_bookings_per_day: int = 0  # 0: no cap
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +89,22 @@ class Settings:
             ),
             max_body_bytes=_int_in_range(
                 "SCHEDULER_MAX_BODY_BYTES", get("SCHEDULER_MAX_BODY_BYTES", "16384"), 256, 1 << 20
+            ),
+            public_url=_public_url(get("SCHEDULER_PUBLIC_URL", "")),
+            hold_seconds=_int_in_range(
+                "SCHEDULER_HOLD_SECONDS", get("SCHEDULER_HOLD_SECONDS", "300"), *HOLD_SECONDS
+            ),
+            max_upcoming_per_email=_int_in_range(
+                "SCHEDULER_MAX_UPCOMING_PER_EMAIL", get("SCHEDULER_MAX_UPCOMING_PER_EMAIL", "0"),
+                0, 1000,
+            ),
+            min_notice_minutes=_int_in_range(
+                "SCHEDULER_MIN_NOTICE_MINUTES", get("SCHEDULER_MIN_NOTICE_MINUTES", "0"),
+                0, 60 * 24 * 90,
+            ),
+            max_bookings_per_day=_int_in_range(
+                "SCHEDULER_MAX_BOOKINGS_PER_DAY", get("SCHEDULER_MAX_BOOKINGS_PER_DAY", "0"),
+                0, 1000,
             ),
         )
         if settings.day_start >= settings.day_end:
@@ -147,6 +169,19 @@ def _holidays(value: str) -> str:
             )
         return f"{country}-{known[subdiv.upper()]}"
     return country
+
+
+def _public_url(value: str) -> str | None:
+    """SCHEDULER_PUBLIC_URL: where leads reach the service (its manage links), or None."""
+    if not value:
+        return None
+    url = value.rstrip("/")
+    if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", url):
+        raise ConfigError(
+            "SCHEDULER_PUBLIC_URL must be an http(s) URL such as https://book.example.com "
+            f"(got {value!r})"
+        )
+    return url
 
 
 _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")

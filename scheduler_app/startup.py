@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime
 
 from .db import init_database, wait_for_database
-from .models import create_tables
+from .migrations import upgrade
 from .seeding import Seeder, seed_if_empty
 from .settings import Settings
 
@@ -29,7 +29,7 @@ def prepare_database(settings: Settings, seeder: Seeder, now: datetime) -> int:
     Return the number of slots added."""
     init_database(settings.database_url)
     wait_for_database(settings.db_wait_seconds)
-    for change in create_tables():
+    for change in upgrade():
         log.info(change)
     added = seed_if_empty(seeder, now, settings.seed_days)
     if added:

@@ -22,7 +22,7 @@ from support import unavailable
 
 from scheduler_app.app import create_app
 from scheduler_app.db import close_database, init_database
-from scheduler_app.models import create_tables
+from scheduler_app.migrations import upgrade
 from scheduler_app.settings import Settings
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -66,7 +66,7 @@ def database_url(request, tmp_path):
         return
     url = request.getfixturevalue("postgres_url")
     with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS time_slots")
+        cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     conn.close()
     yield url
 
@@ -95,7 +95,7 @@ def settings(database_url):
 def db(settings):
     """The database bound and its table created, for tests of the domain functions."""
     database = init_database(settings.database_url)
-    create_tables()
+    upgrade()
     yield database
     close_database()
 

@@ -9,7 +9,7 @@ import peewee
 import pytest
 from fastapi.testclient import TestClient
 
-from scheduler_app import booking
+from scheduler_app import availability
 from scheduler_app.app import create_app
 from scheduler_app.db import database, session
 from scheduler_app.models import FREE_SLOTS_INDEX as INDEX
@@ -170,15 +170,15 @@ def explain(query) -> str:
 
 def test_the_availability_query_walks_the_index_on_100000_rows(db):
     fill(100_000, free=1_000)
-    plan = explain(booking.free_slots_query(NOW))
+    plan = explain(availability.free_slots_query(NOW))
     print(plan)
     assert INDEX in plan
     if is_postgres():
         assert "Index Scan" in plan and "Seq Scan" not in plan and "Sort" not in plan
     else:
         assert "SEARCH" in plan and "TEMP B-TREE" not in plan  # no scan, no sort
-    assert len(booking.free_slots(NOW)) == 1_000
-    window = booking.free_slots_query(NOW, NOW + timedelta(days=1000), None, 10)
+    assert len(availability.free_slots(NOW)) == 1_000
+    window = availability.free_slots_query(NOW, NOW + timedelta(days=1000), None, 10)
     assert INDEX in explain(window)
 
 
@@ -190,6 +190,6 @@ def test_the_body_is_the_generic_encoding_byte_for_byte(client, settings, clock)
         params = {"from": since.isoformat(), "limit": limit} if since else {}
         body = client.get("/availability", params=params).content
         start, end = window(since, None, settings.tz)
-        slots = booking.free_slots(clock(), start, end, limit)
+        slots = availability.free_slots(clock(), start, end, limit)
         assert body == encode([slot_dict(slot, settings.tz) for slot in slots])
         assert b'"is_booked":false,"booked_by_email":null' in body

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler_app import booking
+from scheduler_app import availability, booking
 from scheduler_app.db import close_database, init_database
 from scheduler_app.errors import SlotAlreadyBooked, SlotAlreadyStarted, SlotNotFound
-from scheduler_app.models import TimeSlot, create_tables
+from scheduler_app.migrations import upgrade
+from scheduler_app.models import TimeSlot
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
@@ -33,7 +34,7 @@ def test_free_slots_are_the_unbooked_future_ones_in_order(db):
     sooner = add_slot(NOW + timedelta(hours=1))
     add_slot(NOW + timedelta(hours=2), booked=True, email="x@example.com")
     add_slot(NOW - timedelta(minutes=10))  # already started
-    assert [s.id for s in booking.free_slots(NOW)] == [sooner, later]
+    assert [s.id for s in availability.free_slots(NOW)] == [sooner, later]
 
 
 def test_book_a_free_slot(db):
@@ -42,7 +43,7 @@ def test_book_a_free_slot(db):
     assert (slot.id, slot.is_booked, slot.booked_by_email) == (slot_id, True, "lead@example.com")
     row = stored(slot_id)
     assert row.is_booked is True and row.booked_by_email == "lead@example.com"
-    assert booking.free_slots(NOW) == []
+    assert availability.free_slots(NOW) == []
 
 
 def test_booked_slot_is_refused_and_keeps_its_owner(db):
@@ -71,9 +72,9 @@ def test_on_sqlite_waiting_threads_hold_no_connection(tmp_path, run_together):
     reader and one writer before taking a connection, so two are opened, not 32.
     (SQLite only: on PostgreSQL each thread has a connection of its own.)"""
     db = init_database(f"sqlite:///{tmp_path / 'slots.db'}")
-    create_tables()
+    upgrade()
     ids = [add_slot(NOW + timedelta(hours=1 + i)) for i in range(16)]
-    results = run_together(32, lambda i: booking.free_slots(NOW) if i % 2
+    results = run_together(32, lambda i: availability.free_slots(NOW) if i % 2
                            else booking.book_slot(ids[i // 2], f"lead{i}@example.com", NOW))
     assert not [r for r in results if isinstance(r, Exception)]
     try:
@@ -85,7 +86,7 @@ def test_on_sqlite_waiting_threads_hold_no_connection(tmp_path, run_together):
 def test_twenty_threads_one_slot_exactly_one_wins(db, run_together):
     slot_id = add_slot(NOW + timedelta(hours=1))
     results = run_together(20, lambda i: booking.book_slot(slot_id, f"lead{i}@example.com", NOW))
-    winners = [r for r in results if isinstance(r, booking.SlotRow)]
+    winners = [r for r in results if isinstance(r, availability.SlotRow)]
     assert len(winners) == 1
     assert all(isinstance(r, SlotAlreadyBooked) for r in results if r not in winners)
     assert stored(slot_id).booked_by_email == winners[0].booked_by_email

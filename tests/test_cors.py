@@ -151,5 +151,5 @@ def test_an_unexpected_error_is_a_json_500_the_page_can_read(settings, clock):
     clock.now = now
     with TestClient(app) as client:  # raises what reached the server
         clock.now = None
-        with pytest.raises(AttributeError):
+        with pytest.raises(TypeError):
             client.get("/availability")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from peewee import PostgresqlDatabase
+
 from scheduler_app.db import database
 
 
@@ -24,7 +26,8 @@ def test_ready_free_excludes_started_slots(client, clock):
 
 def test_not_ready_without_the_table(client):
     with database.connection_context():
-        database.execute_sql("DROP TABLE time_slots")
+        cascade = " CASCADE" if isinstance(database.obj, PostgresqlDatabase) else ""
+        database.execute_sql(f"DROP TABLE time_slots{cascade}")
     response = client.get("/ready")
     assert response.status_code == 503
     assert response.json() == {"detail": "The time_slots table does not exist."}

@@ -16,7 +16,9 @@ VALID = "lead@example.com"
 
 def snapshot() -> list[tuple]:
     with TimeSlot._meta.database.connection_context():
-        return list(TimeSlot.select().order_by(TimeSlot.id).tuples())
+        spec = (TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time, TimeSlot.is_booked,
+                TimeSlot.booked_by_email)
+        return list(TimeSlot.select(*spec).order_by(TimeSlot.id).tuples())
 
 
 def body(slot_id="1", email=f'"{VALID}"') -> bytes:

@@ -15,7 +15,7 @@ from support import Server, run_cli
 
 from scheduler_app.startup import prepare_database, utc_now
 from scheduler_app.db import close_database, database, init_database, session
-from scheduler_app.models import create_tables
+from scheduler_app.migrations import upgrade
 from scheduler_app.seeding import build_seeder
 from scheduler_app.settings import Settings
 
@@ -73,16 +73,24 @@ def indexes(url: str) -> list[tuple[tuple[str, ...], bool, bool]]:
 # The partial index of free slots, and the unique index on start_time.
 OURS = [(("start_time",), False, True), (("start_time",), True, False)]
 FREE_INDEX_ADDED = "Added the index time_slots_free_start_time on time_slots(start_time)."
+# What migration 2 says: the tables of bookings, after the hold columns an old table lacks.
+NEW_TABLES = [
+    f"Created the {table} table."
+    for table in ("bookings", "idempotency_keys", "feed_version", "changes", "outbox", "closures")
+]
+HOLD_COLUMNS = ["Added the column time_slots.held_until.",
+                "Added the column time_slots.hold_token_hash."]
 
 
 def test_init_db_creates_the_table_then_has_nothing_to_do(database_url):
     env = {"DATABASE_URL": database_url}
     first = run_cli("init-db", env=env)
     assert first.returncode == 0, first.stderr
-    assert first.stdout == "Created the time_slots table and its indexes.\n"
+    assert first.stdout.splitlines() == ["Created the time_slots table and its indexes.",
+                                         *NEW_TABLES]
     again = run_cli("init-db", env=env)
     assert again.returncode == 0, again.stderr
-    assert again.stdout == "The time_slots table and its indexes are up to date.\n"
+    assert again.stdout == "The schema is up to date (version 2).\n"
     assert [i for i in indexes(database_url) if i in OURS] == OURS
 
 
@@ -93,6 +101,8 @@ def test_init_db_adds_the_unique_index_an_inherited_table_lacks(database_url):
     assert result.stdout.splitlines() == [
         "Added the unique index timeslot_start_time on time_slots(start_time).",
         FREE_INDEX_ADDED,
+        *HOLD_COLUMNS,
+        *NEW_TABLES,
     ]
     assert [i for i in indexes(database_url) if i in OURS] == OURS
     error = sqlite3.IntegrityError if database_url.startswith("sqlite") else psycopg2.IntegrityError
@@ -132,9 +142,7 @@ def test_a_unique_constraint_of_another_name_counts_as_the_unique_index(database
     legacy_table(database_url, "2026-11-23 09:00:00", unique=True)
     result = run_cli("init-db", env={"DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        FREE_INDEX_ADDED,
-    ]
+    assert result.stdout.splitlines() == [FREE_INDEX_ADDED, *HOLD_COLUMNS, *NEW_TABLES]
     assert [cols for cols, unique, _ in indexes(database_url) if unique].count(("start_time",)) == 1
 
 
@@ -144,7 +152,7 @@ def test_the_previous_releases_table_gets_the_free_slots_index(database_url):
     raw(database_url, "CREATE INDEX timeslot_is_booked_start_time ON time_slots (is_booked, start_time)")
     result = run_cli("init-db", env={"DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [FREE_INDEX_ADDED]
+    assert result.stdout.splitlines() == [FREE_INDEX_ADDED, *HOLD_COLUMNS, *NEW_TABLES]
     assert [i for i in indexes(database_url) if i in OURS] == OURS
 
 
@@ -183,12 +191,14 @@ def test_upgrades_running_together_add_each_index_once(database_url, run_togethe
     legacy_table(database_url, "2026-11-23 09:00:00")
     init_database(database_url)
     try:
-        results = run_together(8, lambda i: create_tables())
+        results = run_together(8, lambda i: upgrade())
     finally:
         close_database()
     assert not [r for r in results if isinstance(r, Exception)], results
-    assert sorted(change for changes in results for change in changes) == [
+    assert sorted(change for changes in results for change in changes) == sorted([
         FREE_INDEX_ADDED,
         "Added the unique index timeslot_start_time on time_slots(start_time).",
-    ]
+        *HOLD_COLUMNS,
+        *NEW_TABLES,
+    ])
     assert [i for i in indexes(database_url) if i in OURS] == OURS

@@ -45,7 +45,11 @@ def test_the_widget_can_be_embedded_from_another_origin(client):
 
 
 def test_the_pages_and_files_are_not_in_the_api_schema(client):
-    assert set(client.get("/openapi.json").json()["paths"]) == {"/availability", "/book", "/health", "/ready"}
+    assert set(client.get("/openapi.json").json()["paths"]) == {
+        "/availability", "/book", "/health", "/ready", "/holds", "/holds/{hold_id}",
+        "/bookings/{reference}", "/bookings/{reference}/cancel",
+        "/bookings/{reference}/reschedule",
+    }
 
 
 @pytest.mark.parametrize("name", ["widget.js", "demo.html", "widget.css", "demo.css"])
