@@ -78,14 +78,21 @@ def reset_slots(url: str, count: int) -> None:
         _analyze()
 
 
+# What refers to slots, emptied with them (children first).
+_DEPENDENT = ("outbox", "idempotency_keys", "changes", "bookings")
+
+
 def _empty() -> None:
-    """Delete every slot; on PostgreSQL by TRUNCATE, which leaves no dead rows
-    behind (rounds of DELETE and INSERT would bloat the table between vacuums)."""
+    """Delete every slot and what refers to them; on PostgreSQL by TRUNCATE, which
+    leaves no dead rows behind (rounds of DELETE and INSERT would bloat the table
+    between vacuums). The feed's version moves on, so no cached body survives."""
     with session():
         if isinstance(database.obj, peewee.PostgresqlDatabase):
-            database.execute_sql("TRUNCATE time_slots")
+            database.execute_sql(f"TRUNCATE {', '.join(_DEPENDENT)}, time_slots")
         else:
-            TimeSlot.delete().execute()
+            for table in (*_DEPENDENT, "time_slots"):
+                database.execute_sql(f"DELETE FROM {table}")
+        database.execute_sql("UPDATE feed_version SET v = v + 1")
 
 
 def _analyze() -> None:

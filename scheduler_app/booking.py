@@ -278,6 +278,25 @@ def _read_slot_or(slot_id: int, missing: type[ClientError]):
         raise missing() from None
 
 
+def add_slots(tx: Tx, spans: list[tuple[datetime, datetime]]) -> list[SlotRow]:
+    """Insert the slots (aware ``(start, end)``) whose start time is not taken yet;
+    return those that are new (seeding: several workers may seed at once)."""
+    rows = [(to_db_time(start), to_db_time(end)) for start, end in spans]
+    added = []
+    for first in range(0, len(rows), 500):
+        query = (
+            TimeSlot.insert_many(rows[first:first + 500],
+                                 fields=[TimeSlot.start_time, TimeSlot.end_time])
+            .on_conflict_ignore()
+            .returning(TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time)
+            .tuples()
+        )
+        added += [SlotRow(i, as_datetime(s), as_datetime(e), False, None) for i, s, e in query]
+    for slot in added:
+        tx.slot_changed(slot, "added")
+    return added
+
+
 # -- bookings ----------------------------------------------------------------
 
 

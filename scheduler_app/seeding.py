@@ -6,8 +6,9 @@ from datetime import datetime
 
 from seeders import Seeder, SeederOptions, Slot, get_seeder_factory
 
+from . import booking
 from .db import session
-from .models import TimeSlot, to_db_time
+from .models import TimeSlot
 from .settings import Settings
 
 
@@ -26,18 +27,13 @@ def build_seeder(settings: Settings) -> Seeder:
     )
 
 
-def insert_slots(slots: list[Slot]) -> int:
-    """Insert the slots whose start time is not taken yet; return how many were new."""
+def insert_slots(slots: list[Slot], now: datetime) -> int:
+    """Insert the slots whose start time is not taken yet, through the booking
+    transaction (so the change feed hears of them); return how many were new."""
     if not slots:
         return 0
-    rows = [(to_db_time(s.start), to_db_time(s.end)) for s in slots]
-    query = (
-        TimeSlot.insert_many(rows, fields=[TimeSlot.start_time, TimeSlot.end_time])
-        .on_conflict_ignore()
-        .as_rowcount()
-    )
-    with session():
-        return query.execute()
+    spans = [(s.start, s.end) for s in slots]
+    return len(booking.transaction(Settings(), now, lambda tx: booking.add_slots(tx, spans)))
 
 
 def seed_if_empty(seeder: Seeder, now: datetime, days: int = 1) -> int:
@@ -46,9 +42,9 @@ def seed_if_empty(seeder: Seeder, now: datetime, days: int = 1) -> int:
     with session():
         if TimeSlot.select().exists():
             return 0
-    return insert_slots(seeder.slots(now, days))
+    return insert_slots(seeder.slots(now, days), now)
 
 
 def seed_days(seeder: Seeder, now: datetime, days: int) -> int:
     """Add the slots of the next ``days`` business days that are not there yet."""
-    return insert_slots(seeder.slots(now, days))
+    return insert_slots(seeder.slots(now, days), now)
