@@ -31,7 +31,7 @@ import peewee
 
 from . import feed
 from .availability import SlotRow, as_datetime, not_held
-from .db import database, session, writing
+from .db import database, session, sql, writing
 from .errors import (
     BookingNotFound,
     BookingUnchangeable,
@@ -177,9 +177,23 @@ def _detail(exc: ClientError) -> bytes:
 
 # -- slots -------------------------------------------------------------------
 
-_SLOT_COLUMNS = (
-    TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time, TimeSlot.is_booked,
-    TimeSlot.booked_by_email, TimeSlot.held_until, TimeSlot.hold_token_hash,
+# The statements of the booking path, written out: Peewee takes longer to
+# compile a query (0.2-0.5 ms) than SQLite to run it, and a booking runs five.
+# ``{p}`` is the driver's placeholder. Taking a slot is the guarded UPDATE: not
+# booked, and not held by anyone but the bearer of the hold's token.
+_READ_SLOT = (
+    "SELECT id, start_time, end_time, is_booked, booked_by_email, held_until, hold_token_hash "
+    "FROM time_slots WHERE id = {p}"
+)
+_TAKE_SLOT = (
+    "UPDATE time_slots SET is_booked = {p}, booked_by_email = {p}, held_until = NULL, "
+    "hold_token_hash = NULL WHERE id = {p} AND NOT is_booked "
+    "AND (held_until IS NULL OR held_until <= {p} OR hold_token_hash = {p})"
+)
+_INSERT_BOOKING = (
+    "INSERT INTO bookings (reference, slot_id, email, name, notes, status, token_hash, "
+    "sequence, timezone, source, created_at, updated_at) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}) RETURNING id"
 )
 
 
@@ -194,7 +208,7 @@ def _read_slot(slot_id: int) -> tuple[SlotRow, datetime | None, str | None]:
     """The slot, its hold's end and the hold's token hash; ``SlotNotFound`` if none."""
     if not 1 <= slot_id <= MAX_SLOT_ID:
         raise SlotNotFound(slot_id)  # no row can have it; don't send it to the database
-    row = TimeSlot.select(*_SLOT_COLUMNS).where(TimeSlot.id == slot_id).tuples().first()
+    row = database.execute_sql(sql(_READ_SLOT), (slot_id,)).fetchone()
     if row is None:
         raise SlotNotFound(slot_id)
     slot = SlotRow(row[0], as_datetime(row[1]), as_datetime(row[2]), bool(row[3]), row[4])
@@ -221,15 +235,9 @@ def _check_takeable(tx: Tx, slot_id: int, hold_token: str | None) -> SlotRow:
 
 def _take(tx: Tx, slot: SlotRow, email: str, hold_token: str | None) -> SlotRow:
     """Book ``slot`` with the guarded UPDATE; ``SlotAlreadyBooked`` if another won it."""
-    guard = not_held(tx.now)
-    if hold_token:
-        guard |= TimeSlot.hold_token_hash == token_hash(hold_token)
-    updated = (
-        TimeSlot.update(is_booked=True, booked_by_email=email, held_until=None,
-                        hold_token_hash=None)
-        .where((TimeSlot.id == slot.id) & ~TimeSlot.is_booked & guard)
-        .execute()
-    )
+    hold_hash = token_hash(hold_token) if hold_token else None
+    updated = database.execute_sql(
+        sql(_TAKE_SLOT), (True, email, slot.id, tx.db_now, hold_hash)).rowcount
     if updated != 1:
         raise SlotAlreadyBooked(slot.id)
     tx.slot_changed(slot, "booked")
@@ -331,13 +339,15 @@ def book(tx: Tx, slot_id: int, details: Details, hold_token: str | None = None) 
     _check_day_cap(tx, slot)
     slot = _take(tx, slot, details.email, hold_token)
     token = tx.new_token()
-    booking = Booking.create(
-        reference=new_reference(), slot=slot.id, email=details.email, name=details.name,
-        notes=details.notes, status="confirmed", token_hash=token_hash(token), sequence=0,
-        timezone=details.timezone,
-        source=json.dumps(details.source, sort_keys=True) if details.source else None,
-        created_at=tx.db_now, updated_at=tx.db_now,
-    )
+    fields = {
+        "reference": new_reference(), "slot_id": slot.id, "email": details.email,
+        "name": details.name, "notes": details.notes, "status": "confirmed",
+        "token_hash": token_hash(token), "sequence": 0, "timezone": details.timezone,
+        "source": json.dumps(details.source, sort_keys=True) if details.source else None,
+        "created_at": tx.db_now, "updated_at": tx.db_now,
+    }
+    [booking_id] = database.execute_sql(sql(_INSERT_BOOKING), tuple(fields.values())).fetchone()
+    booking = Booking(id=booking_id, **fields)
     tx.booking_changed("booking.created", booking.id)
     return BookingView(booking, slot, token)
 

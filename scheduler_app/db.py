@@ -13,6 +13,7 @@ relies on one guarded UPDATE instead.)
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import select
 import threading
@@ -153,6 +154,16 @@ def reading() -> contextlib.AbstractContextManager[None]:
 def writing() -> contextlib.AbstractContextManager[None]:
     """Around a ``session()`` that writes: on SQLite, one writer of this process at a time."""
     return _sqlite_only(_sqlite_writer)
+
+
+def sql(template: str) -> str:
+    """``template`` with ``{p}`` as the bound database's placeholder (``?`` or ``%s``)."""
+    return _with_placeholder(template, database.obj.param)
+
+
+@functools.cache
+def _with_placeholder(template: str, param: str) -> str:
+    return template.format(p=param)
 
 
 def wait_for_database(seconds: float) -> None:

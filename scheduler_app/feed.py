@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import peewee
 
-from .db import database
-from .models import Change, FeedVersion, to_db_time
+from .db import database, sql
+from .models import Change, to_db_time
 
 CHANNEL = "scheduler_feed"
 
@@ -30,26 +30,30 @@ class SlotChange(NamedTuple):
     state: str
 
 
+_BUMP = "UPDATE feed_version SET v = v + {p} WHERE id = 1 RETURNING v"
+_INSERT_CHANGE = (
+    "INSERT INTO changes (v, slot_id, start_time, end_time, state, created_at) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p})"
+)
+
+
 def record(changes: list[SlotChange], now: datetime) -> int | None:
     """Number ``changes`` with the next versions and store them; return the last
     version, or None when there was nothing to record."""
     if not changes:
         return None
-    bump = (
-        FeedVersion.update(v=FeedVersion.v + len(changes))
-        .where(FeedVersion.id == 1)
-        .returning(FeedVersion.v)
-    )
-    last = next(iter(bump.execute())).v
+    [last] = database.execute_sql(sql(_BUMP), (len(changes),)).fetchone()
     first = last - len(changes) + 1
     created = to_db_time(now)
-    rows = [
-        {"v": first + i, "slot_id": c.slot_id, "start_time": c.start_time,
-         "end_time": c.end_time, "state": c.state, "created_at": created}
-        for i, c in enumerate(changes)
-    ]
+    rows = [(first + i, c.slot_id, c.start_time, c.end_time, c.state, created)
+            for i, c in enumerate(changes)]
+    if len(rows) == 1:  # the usual case, without Peewee's compile
+        database.execute_sql(sql(_INSERT_CHANGE), rows[0])
+        rows = []
+    fields = [Change.v, Change.slot_id, Change.start_time, Change.end_time, Change.state,
+              Change.created_at]
     for start in range(0, len(rows), 500):
-        Change.insert_many(rows[start:start + 500]).execute()
+        Change.insert_many(rows[start:start + 500], fields=fields).execute()
     if isinstance(database.obj, peewee.PostgresqlDatabase):
         database.execute_sql("SELECT pg_notify(%s, %s)", (CHANNEL, str(last)))
     return last
