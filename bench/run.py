@@ -30,7 +30,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import data, load
+from . import data, load, stream
 from .servers import Process, get, reference, service
 
 BOOK_POOL = 10_000
@@ -42,6 +42,7 @@ TITLES = {
     "get10000": "GET /availability, 10,000 free slots",
     "book": f"POST /book, {BOOK_POOL:,} free slots, a different one per request",
     "hot": f"POST /book, hot-slot contention: every connection on {HOT_SLOTS} slots",
+    "stream": "GET /availability/stream: open subscribers, a burst of bookings",
 }
 # The references, in the order of the tables' ratio columns: key -> label.
 REFERENCES = {"bare": "bare ASGI", "fastapi": "FastAPI", "fastapi_sync": "FastAPI sync def"}
@@ -138,8 +139,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of a round (default 2)")
     parser.add_argument("--connections", type=int, default=32,
                         help="wrk connections (default 32; a quarter for 10,000 slots)")
-    parser.add_argument("--scenarios", default="get16,get2000,get10000,book,hot",
+    parser.add_argument("--scenarios", default="get16,get2000,get10000,book,hot,stream",
                         help="default %(default)s")
+    parser.add_argument("--subscribers", type=int, default=1000,
+                        help="open streams in the stream scenario (default 1000)")
     parser.add_argument("--explain", action="store_true",
                         help="print EXPLAIN ANALYZE of the availability query on PostgreSQL, "
                         "100,000 rows")
@@ -180,6 +183,9 @@ def _worker_pass(run: Run, urls: dict[str, str], workers: int) -> None:
 
 def _scenario(run: Run, services: list[Target], workers: int, scenario: str) -> None:
     args = run.args
+    if scenario == "stream":
+        _stream_scenario(run, services, workers)
+        return
     payload = run.tmp / f"{scenario}.json"
     if scenario in GET_SCENARIOS:
         count = GET_SCENARIOS[scenario]
@@ -301,6 +307,36 @@ def _print_scenario_table(run: Run, workers: int, scenario: str, targets: list[T
             run.facts[f"{prefix}_200s"] = sum(r.ok for r in figure.rounds)
 
 
+def _stream_scenario(run: Run, services: list[Target], workers: int) -> None:
+    """The services only (the references have no stream): bench/stream.py."""
+    args = run.args
+    print(f"\n{TITLES['stream']}; {workers} worker(s), {args.subscribers:,} subscribers, "
+          f"{stream.BOOKINGS} bookings from {stream.BOOKING_THREADS} connections; then wrk "
+          f"books for {args.seconds:g} s on {args.connections} connections, streams still open")
+    print(f"  {'server':<20} {'200 to last event: p50 ms':>26} {'p99 ms':>8} {'max ms':>8} "
+          f"{'KB per stream':>14} {'book req/s':>11} {'x no streams':>13}")
+    for target in services:
+        try:
+            figures = stream.run(target.process, target.database_url, args.subscribers,
+                                 args.seconds, args.connections)
+        except RuntimeError as exc:
+            raise BenchError(f"stream on {target.label}: {exc}") from exc
+        book = run.results.get((workers, "book", target.key))
+        ratio = figures.book_rps / book.median("rate") if book and book.rounds else None
+        print(f"  {target.label:<20} {figures.p50_ms:>26.1f} {figures.p99_ms:>8.1f} "
+              f"{figures.max_ms:>8.1f} {figures.kb_per_stream:>14.1f} {figures.book_rps:>11,.0f} "
+              + (f"{ratio:>13.2f}" if ratio is not None else f"{'-':>13}"))
+        prefix = f"{target.key}_w{workers}_stream"
+        run.facts[f"{prefix}_subscribers"] = figures.subscribers
+        run.facts[f"{prefix}_p50_ms"] = round(figures.p50_ms, 1)
+        run.facts[f"{prefix}_p99_ms"] = round(figures.p99_ms, 1)
+        run.facts[f"{prefix}_max_ms"] = round(figures.max_ms, 1)
+        run.facts[f"{prefix}_kb_per_stream"] = round(figures.kb_per_stream, 1)
+        run.facts[f"{prefix}_book_rps"] = round(figures.book_rps)
+        if ratio is not None:
+            run.facts[f"{prefix}_book_x_no_streams"] = round(ratio, 3)
+
+
 def _print_process_table(run: Run, services: list[Target], workers: int) -> None:
     print(f"\nProcesses, {workers} worker(s)")
     print(f"  {'server':<20} {'start to first 200 s':>21} {'RSS per worker MB':>18}")
@@ -347,6 +383,38 @@ def _print_targets(run: Run) -> None:
         print("\nTargets (issue 5)")
         for who, label, value, met in rows:
             print(f"  {who:<22} {label:<36} {value:>8} {met}".rstrip())
+    _print_live_targets(run)
+
+
+def _print_live_targets(run: Run) -> None:
+    """The targets of live availability (issue 13): the versioned read path and the stream."""
+    rows = []
+    for db in ("sqlite", "postgres"):
+        for w in run.args.workers:
+            def fact(name, db=db, w=w):
+                return run.facts.get(f"{db}_w{w}_{name}")
+            checks = [
+                ("GET 10,000 slots >= 5 x FastAPI", fact("get10000_x_fastapi"), 5.0, ">="),
+                ("stream: 200 to last event p99 < 1 s", fact("stream_p99_ms"), 1000, "<"),
+                ("stream: KB per open stream <= 40", fact("stream_kb_per_stream"), 40, "<="),
+                ("stream: POST /book x without streams", fact("stream_book_x_no_streams"), None, ""),
+            ]
+            if w == 1:
+                checks.insert(1, (f"GET 16 slots >= {0.6 if db == 'sqlite' else 0.5} x FastAPI",
+                                  fact("get16_x_fastapi"), 0.6 if db == "sqlite" else 0.5, ">="))
+            if db == "sqlite":
+                checks.insert(2, ("POST /book >= 0.3 x FastAPI", fact("book_x_fastapi"), 0.3, ">="))
+            for label, value, limit, op in checks:
+                if value is None:
+                    continue
+                ok = {">=": value >= limit, "<": value < limit, "<=": value <= limit}.get(op) \
+                    if limit is not None else None
+                rows.append((f"{db}, {w} worker(s)", label, value,
+                             "" if ok is None else "met" if ok else "NOT met"))
+    if rows:
+        print("\nTargets (issue 13, live availability)")
+        for who, label, value, met in rows:
+            print(f"  {who:<22} {label:<38} {value:>8} {met}".rstrip())
 
 
 def _print_facts(run: Run) -> None:

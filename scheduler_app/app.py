@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from . import __version__
+from .admin import AdminGate
+from .admin import pages as admin_pages
+from .admin import router as admin_router
 from .cors import Cors
 from .db import close_database
 from .errors import ClientError, DatabaseUnavailable
+from .live import Live
+from .live.stream import StreamLane
+from .live.stream import router as stream_router
 from .middleware import BodyLimit, BookingLog, InternalError, RequestId
+from .notify import relay
+from .notify.routes import router as calendar_router
 from .routes import router
 from .seeding import build_seeder
 from .settings import Settings
@@ -38,9 +48,16 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         prepare_database(settings, seeder, clock())
+        # Each worker delivers the outbox in a thread of its own (never on the loop).
+        notifier = relay.start(settings, clock)
+        # The change feed's watcher and the holds' sweeper, in threads of their own.
+        await anyio.to_thread.run_sync(live.start, asyncio.get_running_loop())
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(live.stop)
+            if notifier is not None:
+                await anyio.to_thread.run_sync(notifier.stop)
             close_database()
 
     app = FastAPI(
@@ -51,11 +68,21 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.live = live = Live(settings, clock)
+    app.include_router(stream_router)  # before /availability's router: the more specific path
     app.include_router(router)
+    app.include_router(calendar_router)
     app.include_router(web_router)
+    # The rep's side: left out of /openapi.json while SCHEDULER_ADMIN_TOKEN is unset,
+    # when every /admin path answers 404 (AdminGate).
+    app.include_router(admin_router, include_in_schema=settings.admin_token is not None)
+    app.include_router(admin_pages)
     app.add_middleware(InternalError)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BookingLog)
+    # Before the body limit and the handlers read anything: 404 or 401 first.
+    app.add_middleware(AdminGate, token=settings.admin_token)
+    app.add_middleware(StreamLane)  # the live stream, past the rest (scheduler_app/live/stream.py)
     app.add_middleware(RequestId)  # outermost of ours: every response and log line has it
     if settings.cors_origins:
         # Outermost, so that every response (413 included) carries the headers.
@@ -71,7 +98,8 @@ def _detail(status: int, message: str, headers: dict | None = None) -> JSONRespo
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClientError)
     async def refused(request: Request, exc: ClientError) -> JSONResponse:
-        return _detail(exc.status, str(exc), exc.headers)
+        # A refusal holds for this moment only (and may answer a token): no cache keeps it.
+        return _detail(exc.status, str(exc), {"Cache-Control": "no-store", **(exc.headers or {})})
 
     @app.exception_handler(DatabaseUnavailable)
     async def unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:

@@ -40,6 +40,7 @@ from .errors import (
     HoldNotFound,
     SlotAlreadyBooked,
     SlotAlreadyStarted,
+    SlotClosed,
     SlotHeld,
     SlotNotFound,
     SlotTooSoon,
@@ -47,7 +48,7 @@ from .errors import (
 )
 from .feed import SlotChange
 from .migrations import new_reference
-from .models import MAX_SLOT_ID, Booking, TimeSlot, to_db_time
+from .models import MAX_SLOT_ID, Booking, Closure, TimeSlot, to_db_time
 from .notify import outbox
 from .notify.outbox import BookingEvent
 from .settings import Settings
@@ -197,6 +198,19 @@ _INSERT_BOOKING = (
 )
 
 
+# The rep's calendar keeps some slots out of sight with a hold no token opens
+# (a token's hash is 64 hex digits), lasting until the slot's end: a slot on a
+# closed day that a booking (cancelled since) still refers to, so that its row
+# cannot be deleted, and a slot the rep removed that one refers to. See
+# rep_calendar.py; reopening the day frees the closed ones.
+CLOSED_MARK = "closed"
+REMOVED_MARK = "removed"
+# Taken exclusively (PostgreSQL) by what changes the calendar's days (closures,
+# extra times, seeding), shared by what frees a slot (cancel, reschedule), so
+# that no slot is freed on a day being closed without the closure seeing it.
+CALENDAR_LOCK = "calendar"
+
+
 @dataclass(frozen=True)
 class Hold:
     slot: SlotRow
@@ -219,6 +233,8 @@ def _read_slot(slot_id: int) -> tuple[SlotRow, datetime | None, str | None]:
 def _check_takeable(tx: Tx, slot_id: int, hold_token: str | None) -> SlotRow:
     """The slot, if ``hold_token``'s holder (or anyone, when it is not held) may take it."""
     slot, held_until, hold_hash = _read_slot(slot_id)
+    if hold_hash == REMOVED_MARK:
+        raise SlotNotFound(slot_id)
     if slot.is_booked:
         raise SlotAlreadyBooked(slot_id)
     if slot.start_time <= tx.db_now:
@@ -226,6 +242,8 @@ def _check_takeable(tx: Tx, slot_id: int, hold_token: str | None) -> SlotRow:
     notice = tx.settings.min_notice_minutes
     if notice and slot.start_time <= tx.db_now + timedelta(minutes=notice):
         raise SlotTooSoon(slot_id, notice)
+    if hold_hash == CLOSED_MARK:
+        raise SlotClosed(slot_id)
     if held_until is not None and held_until > tx.db_now and not (
         hold_token and hmac.compare_digest(token_hash(hold_token), hold_hash or "")
     ):
@@ -245,9 +263,22 @@ def _take(tx: Tx, slot: SlotRow, email: str, hold_token: str | None) -> SlotRow:
 
 
 def _free(tx: Tx, slot: SlotRow) -> None:
+    """Free a booked slot; on a day the rep has closed, keep it closed instead
+    (the caller holds ``CALENDAR_LOCK``, shared)."""
+    if _closed(slot, tx.settings):
+        TimeSlot.update(is_booked=False, booked_by_email=None, held_until=slot.end_time,
+                        hold_token_hash=CLOSED_MARK).where(TimeSlot.id == slot.id).execute()
+        tx.slot_changed(slot, "removed")
+        return
     TimeSlot.update(is_booked=False, booked_by_email=None, held_until=None,
                     hold_token_hash=None).where(TimeSlot.id == slot.id).execute()
     tx.slot_changed(slot, "free")
+
+
+def _closed(slot: SlotRow, settings: Settings) -> bool:
+    """Whether the slot's day (the rep's) is in one of the rep's closures."""
+    day = local_day(slot.start_time, settings)
+    return Closure.select().where((Closure.first_day <= day) & (Closure.last_day >= day)).exists()
 
 
 def hold(tx: Tx, slot_id: int) -> Hold:
@@ -365,6 +396,9 @@ def find(reference: str, token: str | None) -> BookingView:
     if booking is None:
         raise BookingNotFound()
     slot, _, _ = _read_slot(booking.slot_id)
+    if booking.status != "confirmed":
+        # Its slot is no longer this booking's: never show who booked it since.
+        slot = slot._replace(is_booked=False, booked_by_email=None)
     return BookingView(booking, slot)
 
 
@@ -378,6 +412,7 @@ def cancel(tx: Tx, reference: str, token: str | None, reason: str | None = None,
            by: str = "lead") -> BookingView:
     """Cancel the booking and free its slot; again: the same state. ``token`` None:
     the rep's cancel. ``BookingUnchangeable`` once the meeting has started."""
+    _lock(CALENDAR_LOCK, shared=True)  # before any row: see CALENDAR_LOCK
     view = find(reference, token)
     booking = view.booking
     if booking.status == "cancelled":
@@ -391,8 +426,10 @@ def cancel(tx: Tx, reference: str, token: str | None, reason: str | None = None,
                & (Booking.slot == booking.slot_id))
         .execute()
     )
-    if updated != 1:  # changed since it was read: read the outcome again
-        return find(reference, token)
+    if updated != 1:
+        # Changed since it was read (PostgreSQL: a concurrent cancel, or a
+        # reschedule that moved it): cancel it as it is now, or answer it cancelled.
+        return cancel(tx, reference, token, reason, by)
     _free(tx, view.slot)
     tx.booking_changed("booking.cancelled", booking.id)
     return BookingView(Booking.get_by_id(booking.id), view.slot._replace(is_booked=False,
@@ -403,6 +440,7 @@ def reschedule(tx: Tx, reference: str, token: str, slot_id: int,
                hold_token: str | None = None) -> BookingView:
     """Move the booking to slot ``slot_id``: take the new slot, free the old one,
     ``sequence`` + 1, all or nothing. Same reference and token."""
+    _lock(CALENDAR_LOCK, shared=True)  # before any row: see CALENDAR_LOCK
     view = find(reference, token)
     booking = view.booking
     if booking.status != "confirmed":
@@ -427,11 +465,13 @@ def reschedule(tx: Tx, reference: str, token: str, slot_id: int,
     return BookingView(Booking.get_by_id(booking.id), new_slot)
 
 
-def _lock(key: str) -> None:
+def _lock(key: str, shared: bool = False) -> None:
     """PostgreSQL: serialise the transactions that check the same limit (SQLite's
-    BEGIN IMMEDIATE already serialises every write)."""
+    BEGIN IMMEDIATE already serialises every write); ``shared`` ones only with
+    those that take ``key`` exclusively."""
     if isinstance(database.obj, peewee.PostgresqlDatabase):
-        database.execute_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        database.execute_sql(f"SELECT {function}(hashtext(%s))", (key,))
 
 
 def _check_email_limit(tx: Tx, email: str) -> None:
@@ -512,3 +552,42 @@ def book_slot(slot_id: int, email: str, now: datetime,
     """Book slot ``slot_id`` for ``email``; return the booked slot (the spec's POST /book)."""
     view = transaction(settings or Settings(), now, lambda tx: book(tx, slot_id, Details(email)))
     return view.slot
+
+
+# -- the sweeper's change: holds that ran out ------------------------------------
+
+
+def expire_holds(tx: Tx) -> int:
+    """Clear the holds that have run out and record each as a ``free`` change, so
+    that live widgets hear of them (a hold expires by itself for every query
+    already; this only tells the feed). Return how many became free.
+
+    One sweeper at a time: on PostgreSQL the one that does not get the advisory
+    lock does nothing (SQLite's BEGIN IMMEDIATE serialises them, and the guarded
+    UPDATE leaves the later ones nothing to do).
+    """
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
+        cursor = database.execute_sql("SELECT pg_try_advisory_xact_lock(hashtext(%s))",
+                                      ("scheduler:expire_holds",))
+        if not cursor.fetchone()[0]:
+            return 0
+    expired = (
+        TimeSlot.select(TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time,
+                        TimeSlot.hold_token_hash)
+        .where(TimeSlot.held_until.is_null(False) & (TimeSlot.held_until <= tx.db_now)
+               & ~TimeSlot.is_booked)
+        .tuples()
+    )
+    freed = 0
+    for row in list(expired):
+        slot = SlotRow(row[0], as_datetime(row[1]), as_datetime(row[2]), False, None)
+        updated = (
+            TimeSlot.update(held_until=None, hold_token_hash=None)
+            .where((TimeSlot.id == slot.id) & ~TimeSlot.is_booked
+                   & (TimeSlot.held_until <= tx.db_now) & (TimeSlot.hold_token_hash == row[3]))
+            .execute()
+        )
+        if updated == 1 and slot.start_time > tx.db_now:  # a started slot is listed nowhere
+            tx.slot_changed(slot, "free")
+            freed += 1
+    return freed

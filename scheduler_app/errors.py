@@ -7,14 +7,19 @@
     │   ├── NotFound                                                     -> 404
     │   │   ├── SlotNotFound     no slot has that id
     │   │   ├── BookingNotFound  no booking has that reference and token
-    │   │   └── HoldNotFound     no live hold has that id and token
+    │   │   ├── HoldNotFound     no live hold has that id and token
+    │   │   ├── ReferenceNotFound no booking has that reference (the rep's look-up)
+    │   │   └── ClosureNotFound  no closure has that id
     │   ├── Conflict                                                     -> 409
     │   │   ├── SlotUnavailable  the slot cannot be booked or held
     │   │   │   ├── SlotAlreadyBooked
     │   │   │   ├── SlotAlreadyStarted
     │   │   │   ├── SlotHeld
     │   │   │   ├── SlotTooSoon
-    │   │   │   └── DayFull
+    │   │   │   ├── DayFull
+    │   │   │   └── SlotClosed   on a day the rep has closed
+    │   │   ├── SlotNotRemovable booked or held: the rep cannot remove it
+    │   │   ├── SlotsRefused     extra times that overlap, are past or closed
     │   │   ├── BookingUnchangeable  cancelled, or its meeting has started
     │   │   └── TooManyBookings  the lead's limit of upcoming bookings
     │   └── IdempotencyKeyReused the key was used for another request    -> 422
@@ -105,6 +110,30 @@ class DayFull(SlotUnavailable):
     def __init__(self, slot_id: int):
         super().__init__(f"Slot {slot_id} is on a day that is fully booked.")
         self.slot_id = slot_id
+
+
+class SlotClosed(SlotUnavailable):
+    def __init__(self, slot_id: int):
+        super().__init__(f"Slot {slot_id} is on a day the rep has closed.")
+        self.slot_id = slot_id
+
+
+class ReferenceNotFound(NotFound):
+    def __init__(self, reference: str):
+        super().__init__(f"No booking has the reference {reference}.")
+
+
+class ClosureNotFound(NotFound):
+    def __init__(self, closure_id: int):
+        super().__init__(f"Closure {closure_id} does not exist.")
+
+
+class SlotNotRemovable(Conflict):
+    """The rep asked to remove a slot that is booked or held by a visitor."""
+
+
+class SlotsRefused(Conflict):
+    """Extra times that cannot be added; the message names each problem."""
 
 
 class BookingUnchangeable(Conflict):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,22 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             record.request_id = request_id.get()
+        return True
+
+
+# Paths that carry a secret (the rep's calendar feed: a capability URL, since
+# calendar clients send no Authorization header): logged with the secret masked.
+_SECRET_PATH = re.compile(r"^/calendar/[^/?#]*\.ics")
+
+
+class SecretPathFilter(logging.Filter):
+    """Mask the calendar feed's secret in the access log's path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) \
+                and len(record.args) == 5 and isinstance(record.args[2], str):
+            path = _SECRET_PATH.sub("/calendar/***.ics", record.args[2])
+            record.args = (*record.args[:2], path, *record.args[3:])
         return True
 
 
@@ -80,14 +97,15 @@ def log_config(fmt: str = "text") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": f"{__name__}.RequestIdFilter"}},
+        "filters": {"request_id": {"()": f"{__name__}.RequestIdFilter"},
+                    "secret_paths": {"()": f"{__name__}.SecretPathFilter"}},
         "formatters": {"default": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "default",
-                "filters": ["request_id"],
+                "filters": ["request_id", "secret_paths"],
             }
         },
         "loggers": {

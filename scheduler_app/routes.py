@@ -1,6 +1,7 @@
 """HTTP handlers: translate requests into booking calls and results into responses.
 
-They are sync ``def`` handlers, run in the thread pool; each booking call opens
+They are sync ``def`` handlers, run in the thread pool (GET /availability
+excepted: see ``live/cache.py``); each booking call opens
 and closes its own database connection on the thread it runs on. Every change
 goes through ``booking.transaction``; with an ``Idempotency-Key`` the stored
 answer of a first request is replayed.
@@ -8,7 +9,6 @@ answer of a first request is replayed.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from . import availability, booking, health, idempotency
+from . import booking, health, idempotency
 from .booking import Answer, Details, IdempotencyKey
 from .errors import DatabaseUnavailable, Unauthorized
 from .schemas import (
@@ -35,7 +35,6 @@ from .schemas import (
     Until,
     booking_dict,
     encode,
-    encode_free_slots,
     moment_iso,
     slot_dict,
     window,
@@ -64,22 +63,24 @@ def _error(description: str, example: str) -> dict:
             "description": "The slots not booked and not yet started, earliest first; "
             "with `from`, `to` and `limit`, those in the window, at most `limit`.",
             "content": {JSON: {"example": [SLOT_EXAMPLE]}},
+            "headers": {"ETag": {"description": "The feed version and a digest of the body; "
+                                                "send it back in `If-None-Match`.",
+                                 "schema": {"type": "string"}}},
         },
+        304: {"description": "Unchanged since the `If-None-Match` ETag (no body)."},
         503: _error("The database is unavailable.", "The database is unavailable: ..."),
     },
 )
-def list_availability(
-    request: Request, since: Since = None, until: Until = None, limit: Limit = None
+async def list_availability(
+    request: Request, since: Since = None, until: Until = None, limit: Limit = None,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match",
+                                                include_in_schema=False)] = None,
 ) -> Response:
+    """The one async handler here: ``live.cache`` checks the feed version, serves a
+    kept body or reads a new one, and never waits for PostgreSQL on the loop."""
     state = request.app.state
-    settings = state.settings
-    start, end = window(since, until, settings.tz)
-    now = state.clock()
-    earliest = now + timedelta(minutes=settings.min_notice_minutes)
-    rows = availability.free_slot_rows(now, start, end, limit, earliest)
-    if settings.max_bookings_per_day:
-        rows = booking.without_full_days(rows, settings, now)
-    return Response(encode_free_slots(rows, settings.tz), media_type=JSON)
+    start, end = window(since, until, state.settings.tz)
+    return await state.live.cache.respond((start, end, limit), state.clock(), if_none_match)
 
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -97,6 +98,17 @@ BOOKING_EXAMPLE = {
 IDEMPOTENCY_REUSED = {
     "description": "Bad input (FastAPI's standard body), or an Idempotency-Key used before "
     "for another request (`detail`: This Idempotency-Key was used for another request; ...).",
+    "content": {JSON: {
+        "schema": {"anyOf": [{"$ref": "#/components/schemas/HTTPValidationError"},
+                             {"$ref": "#/components/schemas/ErrorOut"}]},
+        "examples": {
+            "bad input": {"value": {"detail": [{
+                "type": "missing", "loc": ["body", "slot_id"], "msg": "Field required",
+                "input": {}}]}},
+            "key reused": {"value": {"detail": "This Idempotency-Key was used for another "
+                                     "request; send a new key for a new request."}},
+        },
+    }},
 }
 UNAVAILABLE = _error("The database is unavailable.", "The database is unavailable: ...")
 UNAUTHORIZED = _error("No `Authorization: Bearer` token.",
@@ -137,8 +149,13 @@ def _answer(answer: Answer) -> Response:
     return Response(answer.body, status_code=answer.status, media_type=JSON, headers=headers)
 
 
-def _change(request: Request, change, render, header: str | None, body) -> Response:
-    """Run ``change`` through the booking transaction, idempotently with a key."""
+def _change(request: Request, change, render, header: str | None, body,
+            token: str | None = None) -> Response:
+    """Run ``change`` through the booking transaction, idempotently with a key.
+
+    A request's bearer ``token`` is part of what its key stands for: a retry
+    with another token is another request, never the stored answer.
+    """
     state = request.app.state
     key = None
     if header is not None:
@@ -148,7 +165,10 @@ def _change(request: Request, change, render, header: str | None, body) -> Respo
             raise RequestValidationError([{"type": "value_error", "loc": ("header", "Idempotency-Key"),
                                            "msg": str(exc), "input": header}]) from None
         scope = f"{request.method} {request.url.path}"
-        key = IdempotencyKey(scope, value, body.model_dump(mode="json"), render)
+        request_data = body.model_dump(mode="json")
+        if token is not None:
+            request_data["Authorization"] = booking.token_hash(token)
+        key = IdempotencyKey(scope, value, request_data, render)
     result = booking.transaction(state.settings, state.clock(), change, key)
     return _answer(result if key is not None else render(result))
 
@@ -215,7 +235,10 @@ def book(body: BookingRequest, request: Request, key: IdempotencyHeader = None) 
     response_model=HoldOut,
     tags=["holds"],
     responses={
-        201: {"description": "Held until `expires_at`; only `hold_token` can book it meanwhile."},
+        201: {"description": "Held until `expires_at`; only `hold_token` can book it meanwhile.",
+              "content": {JSON: {"example": {
+                  "hold_id": 1, "hold_token": "…", "slot": SLOT_EXAMPLE,
+                  "expires_at": "2026-11-20T10:05:00-05:00"}}}},
         404: _error("No slot has this id.", "Slot 42 does not exist."),
         409: _error("The slot is booked, held or has started.",
                     "Slot 1 is held by another visitor for a few minutes."),
@@ -305,7 +328,11 @@ def cancel_booking(reference: str, token: Bearer, request: Request,
     response_model=BookingDetailsOut,
     tags=["bookings"],
     responses={
-        200: {"description": "Moved; the old slot is free again. Same reference and token."},
+        200: {"description": "Moved; the old slot is free again. Same reference and token.",
+              "content": {JSON: {"example": {
+                  **BOOKING_EXAMPLE, "slot": {**BOOKING_EXAMPLE["slot"], "id": 2,
+                                              "start_time": "2026-11-23T09:30:00-05:00",
+                                              "end_time": "2026-11-23T10:00:00-05:00"}}}}},
         401: UNAUTHORIZED,
         404: _error("No booking has this reference and token, or no slot has this id.",
                     "Slot 42 does not exist."),
@@ -320,7 +347,7 @@ def reschedule_booking(reference: str, body: RescheduleRequest, token: Bearer, r
     return _change(
         request,
         lambda tx: booking.reschedule(tx, reference, token, body.slot_id, body.hold_token),
-        _booking_answer(request), key, body,
+        _booking_answer(request), key, body, token,
     )
 
 

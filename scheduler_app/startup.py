@@ -31,7 +31,7 @@ def prepare_database(settings: Settings, seeder: Seeder, now: datetime) -> int:
     wait_for_database(settings.db_wait_seconds)
     for change in upgrade():
         log.info(change)
-    added = seed_if_empty(seeder, now, settings.seed_days)
+    added = seed_if_empty(seeder, now, settings.seed_days, settings=settings)
     if added:
         log.info("Seeded %d slots with the %s seeder", added, seeder.name)
     return added

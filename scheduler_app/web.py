@@ -1,16 +1,21 @@
-"""The booking widget and its demo page: static files shipped in the package.
+"""The booking widget, its demo page and the lead's manage page: static files
+shipped in the package.
 
 ``/widget.js`` and ``/widget.css`` are embedded by pages on other origins (see
 the README); ``/demo`` shows the widget on the service itself, under a strict
 Content-Security-Policy that the widget must (and does) live with.
+``/manage/{reference}`` is the page of a booking's manage link: the same page
+for every reference (it reads the booking with the token in its URL fragment),
+under the same policy, sending no Referer and never cached.
 """
 
 from __future__ import annotations
 
+import html
 from functools import cache
 from importlib.resources import files
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 router = APIRouter(include_in_schema=False)
@@ -28,7 +33,19 @@ FILES = {
     "/widget.css": ("widget.css", "text/css; charset=utf-8", _EMBEDDED),
     "/demo.css": ("demo.css", "text/css; charset=utf-8", {"Cache-Control": "public, max-age=300"}),
     "/demo": ("demo.html", "text/html; charset=utf-8", {"Content-Security-Policy": DEMO_CSP}),
+    "/manage.js": ("manage.js", "text/javascript; charset=utf-8", {"Cache-Control": "public, max-age=300"}),
+    "/manage.css": ("manage.css", "text/css; charset=utf-8", {"Cache-Control": "public, max-age=300"}),
 }
+
+MANAGE_PATH = "/manage/{reference}"
+MANAGE_HEADERS = {
+    "Content-Security-Policy": DEMO_CSP,
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+# Where manage.html names the rep's time zone, filled in from SCHEDULER_TIMEZONE.
+REP_ZONE = b'data-rep-timezone=""'
 
 
 @cache
@@ -49,3 +66,12 @@ def _route(path: str, name: str, media_type: str, headers: dict[str, str]) -> No
 
 for _path, _spec in FILES.items():
     _route(_path, *_spec)
+
+
+@router.get(MANAGE_PATH, name="manage.html")
+def manage_page(reference: str, request: Request) -> Response:
+    """The same page for any reference, known or not: it changes nothing and
+    tells nothing; the booking is read by its script, with the token."""
+    zone = html.escape(request.app.state.settings.timezone, quote=True)
+    page = static_file("manage.html").replace(REP_ZONE, f'data-rep-timezone="{zone}"'.encode())
+    return Response(page, media_type="text/html; charset=utf-8", headers=MANAGE_HEADERS)

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
+import invariant
 import psycopg2
 import pytest
 from fastapi.testclient import TestClient
@@ -69,6 +70,25 @@ def database_url(request, tmp_path):
         cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     conn.close()
     yield url
+
+
+@pytest.fixture(autouse=True)
+def booking_invariant(request):
+    """After each test that used a database (``database_url``, so also ``settings``,
+    ``db``, ``client`` and the system tests' servers), check the invariant over
+    the whole database: each slot is booked if and only if exactly one confirmed
+    booking points at it, with the same email (``tests/invariant.py``; one query).
+
+    Skipped where the database has no ``bookings`` (or ``time_slots``) table: tests
+    that drop tables, or that leave a legacy schema the service never upgraded.
+    It is set up before the test's other fixtures, so it checks after their
+    teardown (the app and the servers stopped), on SQLite and PostgreSQL alike.
+    """
+    url = request.getfixturevalue("database_url") if "database_url" in request.fixturenames \
+        else None
+    yield
+    if url is not None:
+        invariant.check(url)
 
 
 class Clock:

@@ -59,7 +59,8 @@ def test_an_allowed_origin_may_list_and_book(cors_client):
     allowed = preflight(client, PAGE)
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == PAGE
-    assert set(allowed.headers["access-control-allow-methods"].split(", ")) == {"GET", "POST", "OPTIONS"}
+    assert set(allowed.headers["access-control-allow-methods"].split(", ")) == {
+        "GET", "POST", "DELETE", "OPTIONS"}
     assert "content-type" in allowed.headers["access-control-allow-headers"].lower()
     assert "access-control-allow-credentials" not in allowed.headers
 
@@ -99,14 +100,46 @@ def test_a_foreign_origin_gets_no_cors_headers(cors_client):
         assert cors_headers(client.get("/availability", headers={"Origin": near})) == {}
 
 
-def test_only_get_post_and_content_type_are_allowed(cors_client):
+def test_only_the_widgets_methods_and_headers_are_allowed(cors_client):
     client = cors_client(PAGE)
-    assert preflight(client, PAGE, method="DELETE").json()["detail"] == (
-        "Cross-origin request refused: method not allowed."
-    )
-    refused = preflight(client, PAGE, headers="content-type, authorization")
+    for method in ("PUT", "PATCH"):
+        assert preflight(client, PAGE, method=method).json()["detail"] == (
+            "Cross-origin request refused: method not allowed."
+        )
+    refused = preflight(client, PAGE, headers="content-type, x-api-key")
     assert refused.status_code == 400
     assert cors_headers(refused) == {}
+    # What the widget sends: a Bearer token (holds, Add to calendar), an
+    # Idempotency-Key (booking), DELETE (giving a hold back).
+    allowed = preflight(client, PAGE, method="DELETE", headers="authorization")
+    assert allowed.status_code == 200
+    allowed = preflight(client, PAGE, headers="content-type, authorization, idempotency-key")
+    assert allowed.status_code == 200
+    assert {"authorization", "idempotency-key"} <= {
+        h.strip().lower() for h in allowed.headers["access-control-allow-headers"].split(",")}
+    assert "access-control-allow-credentials" not in allowed.headers
+
+
+def test_a_page_holds_books_with_a_key_and_releases_across_origins(cors_client):
+    client = cors_client(PAGE)
+    origin = {"Origin": PAGE}
+    held = client.post("/holds", json={"slot_id": 1}, headers=origin)
+    assert held.status_code == 201
+    assert held.headers["access-control-allow-origin"] == PAGE
+    hold = held.json()
+    released = client.delete(f"/holds/{hold['hold_id']}",
+                             headers={**origin, "Authorization": f"Bearer {hold['hold_token']}"})
+    assert released.status_code == 204
+    assert released.headers["access-control-allow-origin"] == PAGE
+    booked = client.post("/book", json={"slot_id": 1, "email": "lead@example.com"},
+                         headers={**origin, "Idempotency-Key": "k-1"})
+    assert booked.status_code == 200
+    assert booked.headers["access-control-allow-origin"] == PAGE
+    booking = booked.json()["booking"]
+    shown = client.get(f"/bookings/{booking['reference']}",
+                       headers={**origin, "Authorization": f"Bearer {booking['token']}"})
+    assert shown.status_code == 200
+    assert shown.headers["access-control-allow-origin"] == PAGE
 
 
 def test_a_star_allows_any_origin_without_credentials(cors_client):

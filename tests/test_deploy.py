@@ -23,7 +23,8 @@ from support import SCRIPT, Server, free_port, request, unavailable
 from scheduler_app.settings import Settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
-UNITS = ["scheduler-app.service", "scheduler-app-seed.service", "scheduler-app-seed.timer"]
+UNITS = ["scheduler-app.service", "scheduler-app-seed.service", "scheduler-app-seed.timer",
+         "scheduler-app-relay.service"]
 INSTALLED_SCRIPT = "/opt/scheduler-app/venv/bin/scheduler-app"  # where the README installs it
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 
@@ -88,7 +89,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path, systemd_analyze):
 
 
 def test_units_run_as_an_unprivileged_user_reading_the_env_file():
-    for name in ("scheduler-app.service", "scheduler-app-seed.service"):
+    for name in ("scheduler-app.service", "scheduler-app-seed.service",
+                 "scheduler-app-relay.service"):
         service = unit(name)["Service"]
         assert service["User"] == "scheduler"
         assert service["EnvironmentFile"] == "/etc/scheduler-app/env"
@@ -311,6 +313,65 @@ def test_nginx_conf_serves_the_api_over_tls_in_front_of_the_unit(tmp_path, nginx
     assert status == 503 and headers["retry-after"] == "5", (status, body)
     assert json.loads(body)["detail"].startswith("The service is temporarily unavailable")
     assert (logs / "access.log").read_text().count("/availability") >= 3
+
+
+def _read_frames(response, until: str, seconds: float = 10) -> str:
+    """Read a streamed response until ``until`` appears (within ``seconds``)."""
+    text, deadline = "", time.monotonic() + seconds
+    while until not in text:
+        assert time.monotonic() < deadline, f"no {until!r} in {text!r}"
+        chunk = response.read1(65536)
+        assert chunk, f"the stream ended before {until!r}: {text!r}"
+        text += chunk.decode()
+    return text
+
+
+def test_nginx_conf_streams_the_live_feed_unbuffered_and_over_http2(tmp_path, nginx):
+    """The stream's location as deployed: each event passes nginx at once (nothing
+    buffered), an idle stream outlives the pings, and browsers get HTTP/2."""
+    conf = (DEPLOY / "nginx.conf").read_text()
+    location = re.search(r"location = /availability/stream \{(.*?)\}", conf, re.S)[1]
+    assert "proxy_buffering off;" in location and "proxy_http_version 1.1;" in location
+    assert int(re.search(r"proxy_read_timeout (\d+)s;", location)[1]) > 15  # the ping interval
+
+    upstream, http_port, https_port = free_port(), free_port(), free_port()
+    env = service_env(tmp_path, DATABASE_URL="sqlite:///scheduler.db",
+                      SCHEDULER_PORT=str(upstream))
+    server = Server(env["DATABASE_URL"], cwd=tmp_path)
+    server.args, server.env, server.port = exec_start("scheduler-app.service"), env, upstream
+    cert = tmp_path / "cert.pem"
+    try:
+        server.start().wait_ready()
+        nginx(nginx_site(tmp_path, upstream, http_port, https_port))
+        _wait_for(https_port)
+        context = ssl.create_default_context(cafile=str(cert))
+        conn = http.client.HTTPSConnection("127.0.0.1", https_port, context=context, timeout=10)
+        conn.request("GET", "/availability/stream")
+        response = conn.getresponse()
+        assert response.status == 200
+        assert response.getheader("Content-Type").startswith("text/event-stream")
+        assert "event: ping" in _read_frames(response, "\n\n")
+
+        _, _, body = _https(https_port, cert, "GET", "/availability")
+        slot_id = json.loads(body)[0]["id"]
+        status, _, body = _https(https_port, cert, "POST", "/book", json.dumps(
+            {"slot_id": slot_id, "email": "lead@example.com"}).encode())
+        assert status == 200, body
+        frames = _read_frames(response, '"state":"booked"')
+        assert f'"id":{slot_id},' in frames and "event: slot" in frames
+        conn.close()
+
+        curl = _tool(shutil.which("curl") or "/usr/bin/curl", "curl")
+        result = subprocess.run(
+            [curl, "--http2", "-sS", "-i", "-N", "--max-time", "3", "--cacert", str(cert),
+             f"https://127.0.0.1:{https_port}/availability/stream"],
+            capture_output=True, text=True, timeout=30)
+        assert result.returncode == 28, result.stderr  # still streaming when curl gave up
+        assert result.stdout.startswith("HTTP/2 200"), result.stdout[:200]
+        assert "event: ping" in result.stdout
+    finally:
+        server.stop()
+    assert server.process.returncode == 0, server.output[-2000:]
 
 
 # --- The README's "Deploying on a VM" section, run command by command ---------

@@ -32,10 +32,13 @@ def rule_outside_the_schema(response) -> bool:
     """A 422 for a rule that OpenAPI cannot express, which schema-valid data may break:
     GET /availability's window checks (they span parameters) and the email checks
     of email-validator (``format: email`` allows e.g. reserved domains such as .test)
-    and the lead's time zone (an IANA name, which a pattern cannot list)."""
+    and the lead's time zone (an IANA name, which a pattern cannot list); and an
+    Idempotency-Key that generated requests reuse with other bodies."""
     if response.status_code != 422:
         return False
     detail = response.json().get("detail")
+    if isinstance(detail, str):  # an Idempotency-Key sent before with another body
+        return detail.startswith("This Idempotency-Key was used for another request")
     return bool(detail) and all(
         error.get("type") == WINDOW_ERROR
         or (error.get("loc") in (["body", "email"], ["body", "timezone"])
@@ -44,8 +47,15 @@ def rule_outside_the_schema(response) -> bool:
     )
 
 
+# An endless event stream: a generated request would never end. Its parameters
+# and answers are tested against a real server in tests/system/test_stream.py.
+ENDLESS = {"/availability/stream"}
+
+
 def test_api_conforms_to_its_schema(client):
     for operation in operations(client):
+        if operation.path in ENDLESS:
+            continue
 
         @given(case=operation.as_strategy())
         @settings(

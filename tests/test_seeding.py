@@ -21,22 +21,24 @@ def count() -> int:
 
 def test_seed_if_empty_fills_only_an_empty_table(db, settings):
     seeder = build_seeder(settings)
-    assert seed_if_empty(seeder, FRIDAY) == 16
-    assert seed_if_empty(seeder, FRIDAY.replace(day=24)) == 0  # not empty: nothing added
+    assert seed_if_empty(seeder, FRIDAY, settings=settings) == 16
+    # Not empty: nothing added.
+    assert seed_if_empty(seeder, FRIDAY.replace(day=24), settings=settings) == 0
     assert count() == 16
 
 
 def test_seed_days_adds_only_missing_slots(db, settings):
     seeder = build_seeder(settings)
-    assert seed_days(seeder, FRIDAY, 1) == 16
-    assert seed_days(seeder, FRIDAY, 3) == 32  # Monday is there; Tue and Wed are new
-    assert seed_days(seeder, FRIDAY, 3) == 0
+    assert seed_days(seeder, FRIDAY, 1, settings=settings) == 16
+    # Monday is there; Tue and Wed are new.
+    assert seed_days(seeder, FRIDAY, 3, settings=settings) == 32
+    assert seed_days(seeder, FRIDAY, 3, settings=settings) == 0
     assert count() == 48
 
 
 def test_concurrent_startups_seed_each_slot_once(db, settings, run_together):
     seeder = build_seeder(settings)
-    added = run_together(8, lambda i: seed_if_empty(seeder, FRIDAY))
+    added = run_together(8, lambda i: seed_if_empty(seeder, FRIDAY, settings=settings))
     assert all(isinstance(n, int) for n in added), added
     assert sum(added) == 16
     assert count() == 16

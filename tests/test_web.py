@@ -14,7 +14,8 @@ import pytest
 from support import Server
 
 import scheduler_app
-from scheduler_app.web import FILES
+from scheduler_app.admin import PAGE_FILES as ADMIN_FILES
+from scheduler_app.web import DEMO_CSP, FILES, MANAGE_PATH
 
 STATIC = files(scheduler_app) / "static"
 
@@ -46,13 +47,17 @@ def test_the_widget_can_be_embedded_from_another_origin(client):
 
 def test_the_pages_and_files_are_not_in_the_api_schema(client):
     assert set(client.get("/openapi.json").json()["paths"]) == {
-        "/availability", "/book", "/health", "/ready", "/holds", "/holds/{hold_id}",
+        "/availability", "/availability/stream", "/book", "/health", "/ready", "/holds",
+        "/holds/{hold_id}",
         "/bookings/{reference}", "/bookings/{reference}/cancel",
-        "/bookings/{reference}/reschedule",
+        "/bookings/{reference}/reschedule", "/bookings/{reference}/invite.ics",
+        "/calendar/{secret}.ics",
     }
 
 
-@pytest.mark.parametrize("name", ["widget.js", "demo.html", "widget.css", "demo.css"])
+@pytest.mark.parametrize("name", ["widget.js", "demo.html", "widget.css", "demo.css",
+                                  "manage.html", "manage.js", "manage.css",
+                                  "admin.html", "admin.js", "admin.css"])
 def test_nothing_needs_unsafe_inline_or_unsafe_eval(name):
     text = (STATIC / name).read_text()
     forbidden = [
@@ -75,3 +80,42 @@ def test_a_real_server_serves_the_installed_files(tmp_path):
                 assert response.read() == (STATIC / name).read_bytes()
     finally:
         server.stop()
+
+
+def test_every_static_file_is_served_or_is_a_page():
+    served = {name for name, _, _ in FILES.values()} | {"manage.html"}
+    served |= {name for name, _ in ADMIN_FILES.values()}  # the rep's page: tests/test_admin.py
+    assert {item.name for item in STATIC.iterdir()} == served
+
+
+def test_the_manage_page_is_strict_sends_no_referrer_and_is_never_cached(client):
+    booked = client.post("/book", json={"slot_id": 1, "email": "lead@example.com"}).json()
+    reference = booked["booking"]["reference"]
+    pages = [client.get(MANAGE_PATH.format(reference=r)) for r in (reference, "NOSUCH00", "x")]
+    for page in pages:
+        assert page.status_code == 200
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert page.headers["content-security-policy"] == DEMO_CSP
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert page.headers["cache-control"] == "no-store"
+        assert page.headers["x-content-type-options"] == "nosniff"
+    # The same page for a known and an unknown reference: it tells nothing.
+    assert pages[0].content == pages[1].content == pages[2].content
+    text = pages[0].text
+    assert 'data-rep-timezone="America/New_York"' in text  # the settings' SCHEDULER_TIMEZONE
+    assert '<script src="../manage.js" defer>' in text  # relative: works under a path prefix
+    assert reference not in text
+    # Loading it changed nothing.
+    token = booked["booking"]["token"]
+    shown = client.get(f"/bookings/{reference}", headers={"Authorization": f"Bearer {token}"})
+    assert shown.json()["status"] == "confirmed"
+
+
+def test_the_manage_page_reads_the_token_only_from_the_fragment():
+    script = (STATIC / "manage.js").read_text()
+    assert "location.hash" in script
+    assert "location.search" not in script  # the query string would reach the server
+    assert '"Bearer " + ' in script
+    for name in ("manage.js", "widget.js"):
+        assert not re.search(r"[?&]token=", (STATIC / name).read_text())
+

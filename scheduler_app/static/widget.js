@@ -13,6 +13,13 @@
  * is no eval, inline script, inline style or inline event handler, so the
  * widget runs under a strict Content-Security-Policy that allows the API's
  * origin in script-src, style-src and connect-src.
+ *
+ * Picking a time holds it (POST /holds) so that nobody takes it while the
+ * visitor types; picking another releases it (DELETE /holds/{id}). Book sends
+ * the hold's token, an Idempotency-Key (one per attempt, the same again when a
+ * network error or a 5xx is retried), the visitor's time zone and where they
+ * came from (the host page's utm_* parameters and referrer). The confirmation
+ * shows the reference, a "Manage or cancel" link and "Add to calendar".
  */
 (function () {
   "use strict";
@@ -38,7 +45,12 @@
     unavailable: "The booking service is not available right now. Please try again in a moment.",
     checkEmail: "Please check your email address.",
     noEmail: "Please enter your email address.",
-    noSlot: "Please pick a time first."
+    noSlot: "Please pick a time first.",
+    seeEmail: "Please see the note by your email address.",
+    held: "Held for you for a few minutes.",
+    calendarLoading: "Getting the invitation\u2026",
+    calendarDone: "The invitation is downloaded: open it to add the meeting to your calendar.",
+    calendarMissing: "The invitation is not available right now. Please use the manage link instead."
   };
 
   // Formats in the visitor's own time zone (the browser's default).
@@ -122,6 +134,13 @@
     this.selected = null;
     this.busy = false;
     this.acting = false; // a visitor's click is being answered: move focus where it helps
+    this.hold = null; // {slotId, slot, id, token, expires}: the time this widget holds
+    this.holdPending = null; // the answer of a hold being placed
+    this.holdSeq = 0; // bumped whenever a hold is given up, so late answers are given back
+    this.attempt = null; // {body, key}: the booking last sent, while it may be retried
+    this.liveVersion = null; // the feed version the list is at (see "Live availability")
+    this.liveEtag = null;
+    this.liveLog = [];
     this.build();
     this.load();
   }
@@ -205,7 +224,7 @@
 
   /* fetch with a timeout; resolves {status, body} for any HTTP answer, rejects
      when there is none (network down, refused by CORS, timed out). */
-  Widget.prototype.request = function (method, path, payload) {
+  Widget.prototype.request = function (method, path, payload, headers) {
     var options = {
       method: method,
       mode: "cors",
@@ -213,6 +232,7 @@
       cache: "no-store",
       headers: { Accept: "application/json" }
     };
+    Object.keys(headers || {}).forEach(function (name) { options.headers[name] = headers[name]; });
     if (payload !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(payload);
@@ -226,7 +246,7 @@
     return fetch(this.api + path, options).then(function (response) {
       return response.json().catch(function () { return null; }).then(function (body) {
         if (timer) clearTimeout(timer);
-        return { status: response.status, body: body };
+        return { status: response.status, body: body, etag: response.headers.get("ETag") };
       });
     }, function (error) {
       if (timer) clearTimeout(timer);
@@ -251,6 +271,7 @@
     this.request("GET", "/availability").then(function (answer) {
       if (answer.status === 200 && Array.isArray(answer.body)) {
         self.render(answer.body, notice);
+        self.liveListed(answer.etag); // then follow it live (see "Live availability")
       } else {
         self.fail(answer.status);
       }
@@ -261,10 +282,14 @@
 
   Widget.prototype.render = function (slots, notice) {
     var self = this;
+    slots = this.withHeldSlot(slots);
     this.slots = slots;
     this.buttons = [];
     var stillFree = this.selected && slots.some(function (s) { return s.id === self.selected.id; });
-    if (!stillFree) this.select(null);
+    if (!stillFree) {
+      this.releaseHold();
+      this.select(null);
+    }
     clear(this.days);
     this.setBusy(false);
 
@@ -321,7 +346,7 @@
     button.appendChild(el("span", "sw-visually-hidden", " your time, "));
     button.appendChild(rep);
     button.addEventListener("click", function () {
-      self.select(slot);
+      self.pick(slot);
       self.email.focus();
     });
     button.slotId = slot.id;
@@ -373,19 +398,31 @@
     this.acting = true;
     this.setBusy(true);
     this.say(MESSAGES.booking, null);
-    this.request("POST", "/book", { slot_id: this.selected.id, email: email }).then(function (answer) {
-      if (answer.status === 200 && answer.body && answer.body.slot) {
-        self.confirm(answer.body.slot);
-      } else if (answer.status === 409 || answer.status === 404) {
-        self.select(null);
-        self.load(MESSAGES.taken);
-      } else if (answer.status === 422) {
-        self.invalid(answer.body);
-      } else {
-        self.fail(answer.status);
-      }
-    }, function () {
-      self.fail(0);
+    var slot = this.selected;
+    // After the hold's answer: a time just taken is listed again instead of booked.
+    Promise.resolve(this.holdPending).then(function () {
+      if (self.selected !== slot) return;
+      var payload = self.bookingPayload(slot, email);
+      var headers = { "Idempotency-Key": self.attemptKey(payload) };
+      return self.request("POST", "/book", payload, headers).then(function (answer) {
+        if (answer.status < 500) self.attempt = null; // answered: a new attempt gets a new key
+        if (answer.status === 200 && answer.body && answer.body.slot) {
+          self.hold = null; // it is the booking now
+          self.confirm(answer.body.slot, answer.body.booking);
+        } else if (answer.status === 404 || (answer.status === 409 && slotRefusal(answer.body))) {
+          self.releaseHold();
+          self.select(null);
+          self.load(MESSAGES.taken);
+        } else if (answer.status === 409) {
+          self.refused(answer.body);
+        } else if (answer.status === 422) {
+          self.invalid(answer.body);
+        } else {
+          self.fail(answer.status);
+        }
+      }, function () {
+        self.fail(0);
+      });
     });
   };
 
@@ -411,7 +448,7 @@
     }
   };
 
-  Widget.prototype.confirm = function (slot) {
+  Widget.prototype.confirm = function (slot, booking) {
     this.setBusy(false);
     this.acting = false;
     var start = new Date(slot.start_time);
@@ -426,6 +463,7 @@
     if (slot.booked_by_email) {
       this.confirmation.appendChild(el("p", "sw-confirmation-email", "Booked for " + slot.booked_by_email + "."));
     }
+    if (booking) this.confirmBooking(booking);
     this.say("", null);
     this.status.hidden = true;
     this.intro.hidden = true;
@@ -434,6 +472,495 @@
     this.retry.hidden = true;
     this.confirmation.hidden = false;
     this.confirmation.focus();
+  };
+
+  /* -- Holds, Idempotency-Key, source, manage link and "Add to calendar" ------ */
+
+  /* A 409 about the slot ("Slot 4 is already booked.", "... is held by another
+     visitor ..."), not about the lead (their limit of upcoming bookings). */
+  function slotRefusal(body) {
+    var detail = body && typeof body.detail === "string" ? body.detail : null;
+    return detail === null || /^Slot \d+ /.test(detail);
+  }
+
+  /* A random UUID for an Idempotency-Key (crypto.randomUUID needs a secure context). */
+  function newKey() {
+    var crypto = window.crypto;
+    if (crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    var hex = Array.prototype.map.call(bytes, function (b) { return (b + 0x100).toString(16).slice(1); }).join("");
+    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
+  }
+
+  /* ``value`` trimmed, at most ``limit`` characters (code points, as the API counts). */
+  function cut(value, limit) {
+    return value ? Array.from(value.trim()).slice(0, limit).join("") : "";
+  }
+
+  var UTM = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"];
+
+  /* Where the visitor came from: the host page's utm_* parameters and its
+     referrer (only an http(s) one); null when there is none of them. */
+  function captureSource() {
+    var source = {};
+    var params = new URLSearchParams(window.location.search);
+    UTM.forEach(function (name) {
+      var value = cut(params.get(name), 200);
+      if (value) source[name] = value;
+    });
+    var referrer = cut(document.referrer, 2000);
+    if (/^https?:\/\//.test(referrer)) source.referrer = referrer;
+    return Object.keys(source).length ? source : null;
+  }
+
+  /* The time this widget holds is no longer listed as free; it is still the visitor's pick. */
+  Widget.prototype.withHeldSlot = function (slots) {
+    var hold = this.hold;
+    if (!hold || !(hold.expires > Date.now()) || slots.some(function (s) { return s.id === hold.slotId; })) {
+      return slots;
+    }
+    return slots.concat([hold.slot]).sort(function (a, b) {
+      return new Date(a.start_time) - new Date(b.start_time);
+    });
+  };
+
+  Widget.prototype.pick = function (slot) {
+    if (this.selected && this.selected.id === slot.id) return;
+    this.select(slot);
+    this.placeHold(slot);
+  };
+
+  /* Hold ``slot``, giving back the time held before. A 409 or 404 says at once
+     that the time was just taken; other failures go on without a hold (Book
+     then says whether the time is still free). */
+  Widget.prototype.placeHold = function (slot) {
+    var self = this;
+    this.releaseHold();
+    var seq = this.holdSeq;
+    this.holdPending = this.request("POST", "/holds", { slot_id: slot.id }).then(function (answer) {
+      var body = answer.body;
+      if (seq !== self.holdSeq) { // given up meanwhile (another time picked): give it back
+        if (answer.status === 201 && body) self.sendRelease(body.hold_id, body.hold_token);
+        return;
+      }
+      self.holdPending = null;
+      if (answer.status === 201 && body && body.hold_token) {
+        self.hold = {
+          slotId: slot.id, slot: slot, id: body.hold_id, token: body.hold_token,
+          expires: Date.parse(body.expires_at)
+        };
+        if (self.selected === slot) self.choice.appendChild(el("span", "sw-choice-held", " " + MESSAGES.held));
+      } else if (answer.status === 409 || answer.status === 404) {
+        self.select(null);
+        self.acting = true; // the form goes away: the focus goes to the list
+        self.load(MESSAGES.taken);
+      }
+    }, function () {
+      if (seq === self.holdSeq) self.holdPending = null;
+    });
+  };
+
+  Widget.prototype.sendRelease = function (id, token) {
+    this.request("DELETE", "/holds/" + encodeURIComponent(id), undefined,
+      { Authorization: "Bearer " + token }).catch(function () {});
+  };
+
+  /* Give the held time back now (it would run out by itself in a few minutes). */
+  Widget.prototype.releaseHold = function () {
+    this.holdSeq += 1;
+    this.holdPending = null;
+    if (this.hold) {
+      this.sendRelease(this.hold.id, this.hold.token);
+      this.hold = null;
+    }
+  };
+
+  Widget.prototype.bookingPayload = function (slot, email) {
+    var payload = { slot_id: slot.id, email: email };
+    if (visitorZone) payload.timezone = visitorZone;
+    if (this.hold && this.hold.slotId === slot.id) payload.hold_token = this.hold.token;
+    var source = captureSource();
+    if (source) payload.source = source;
+    return payload;
+  };
+
+  /* A new key for a new booking attempt; the same key while the same booking
+     is retried after a network error or a 5xx, so that it is made once. */
+  Widget.prototype.attemptKey = function (payload) {
+    var body = JSON.stringify(payload);
+    if (!this.attempt || this.attempt.body !== body) this.attempt = { body: body, key: newKey() };
+    return this.attempt.key;
+  };
+
+  /* A 409 about the lead (their limit of upcoming bookings): said by the email. */
+  Widget.prototype.refused = function (body) {
+    this.setBusy(false);
+    this.acting = false;
+    this.fieldError(body.detail);
+    this.say(MESSAGES.seeEmail, "error");
+    this.email.focus();
+  };
+
+  /* The booking's reference, its manage link and "Add to calendar". */
+  Widget.prototype.confirmBooking = function (booking) {
+    var self = this;
+    if (!booking.reference) return;
+    this.confirmation.appendChild(el("p", "sw-confirmation-reference", "Reference: " + booking.reference));
+    var actions = el("div", "sw-confirmation-actions");
+    if (typeof booking.manage_url === "string" && /^https?:\/\//.test(booking.manage_url)) {
+      var manage = el("a", "sw-button sw-button--secondary sw-manage-link", "Manage or cancel");
+      manage.href = booking.manage_url;
+      manage.rel = "noreferrer";
+      actions.appendChild(manage);
+    }
+    var message = el("p", "sw-calendar-status");
+    message.setAttribute("role", "status");
+    message.setAttribute("aria-live", "polite");
+    if (booking.token) {
+      var calendar = el("button", "sw-button sw-button--secondary sw-calendar", "Add to calendar");
+      calendar.type = "button";
+      calendar.addEventListener("click", function () { self.addToCalendar(booking, calendar, message); });
+      actions.appendChild(calendar);
+    }
+    this.confirmation.appendChild(actions);
+    this.confirmation.appendChild(message);
+  };
+
+  /* Download the booking's invitation (GET /bookings/{reference}/invite.ics with
+     the manage token) and offer it as booking-<reference>.ics. */
+  Widget.prototype.addToCalendar = function (booking, button, message) {
+    var self = this;
+    var options = {
+      method: "GET", mode: "cors", credentials: "omit", cache: "no-store",
+      headers: { Accept: "text/calendar", Authorization: "Bearer " + booking.token }
+    };
+    var timer = null;
+    if (typeof AbortController === "function") {
+      var controller = new AbortController();
+      options.signal = controller.signal;
+      timer = setTimeout(function () { controller.abort(); }, TIMEOUT_MS);
+    }
+    button.disabled = true;
+    message.classList.remove("sw-status--error");
+    message.textContent = MESSAGES.calendarLoading;
+    var path = "/bookings/" + encodeURIComponent(booking.reference) + "/invite.ics";
+    fetch(this.api + path, options).then(function (response) {
+      if (response.status !== 200) return { status: response.status };
+      return response.blob().then(function (blob) { return { status: 200, blob: blob }; });
+    }).then(function (answer) {
+      if (timer) clearTimeout(timer);
+      button.disabled = false;
+      if (answer.status !== 200) {
+        message.textContent = answer.status >= 500 ? MESSAGES.unavailable : MESSAGES.calendarMissing;
+        message.classList.add("sw-status--error");
+        return;
+      }
+      var url = URL.createObjectURL(new Blob([answer.blob], { type: "text/calendar" }));
+      var link = el("a", "sw-visually-hidden", "booking-" + booking.reference + ".ics");
+      link.href = url;
+      link.download = "booking-" + booking.reference + ".ics";
+      self.root.appendChild(link);
+      link.click();
+      self.root.removeChild(link);
+      setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+      message.textContent = MESSAGES.calendarDone;
+    }, function () {
+      if (timer) clearTimeout(timer);
+      button.disabled = false;
+      message.textContent = MESSAGES.unreachable;
+      message.classList.add("sw-status--error");
+    });
+  };
+
+  /* -- Live availability ------------------------------------------------------
+     One EventSource per page and API (GET /availability/stream), shared by the
+     widgets of that API, opened after the first list with ?since= its version
+     (read from the list's ETag). Each widget applies the `slot` events after
+     its version, in version order; a `resync`, or a `ping` newer than what it
+     has, makes it fetch the list again (with If-None-Match). A stream silent
+     for 45 s is opened again. While the stream does not work (a 503, a proxy's
+     error page, no network) the widgets poll the list, backing off, and the
+     stream is tried again at each poll. After a minute hidden the stream is
+     closed; shown again, it resumes from the widgets' version. The root
+     element's data-scheduler-live says open, polling or paused. */
+
+  var LIVE = {
+    watchdogMs: 45000,
+    hiddenCloseMs: 60000,
+    pollFirstMs: 2000,
+    pollMaxMs: 30000,
+    logSize: 500 // events kept to replay onto a list that arrives older than them
+  };
+  var feeds = {}; // API origin -> Feed
+
+  /* The feed version in one of GET /availability's ETags ("<version>-<digest>"). */
+  function etagVersion(etag) {
+    var m = /^(?:W\/)?"(\d+)-/.exec(etag || "");
+    return m ? parseInt(m[1], 10) : null;
+  }
+
+  function Feed(api) {
+    var self = this;
+    this.api = api;
+    this.widgets = [];
+    this.source = null;
+    this.known = null; // the newest version heard
+    this.watchdog = null;
+    this.pollTimer = null;
+    this.pollDelay = LIVE.pollFirstMs;
+    this.hiddenTimer = null;
+    this.paused = false;
+    document.addEventListener("visibilitychange", function () { self.visibility(); });
+  }
+
+  Feed.of = function (api) {
+    if (!feeds[api]) feeds[api] = new Feed(api);
+    return feeds[api];
+  };
+
+  Feed.prototype.state = function (state) {
+    this.widgets.forEach(function (widget) { widget.root.setAttribute("data-scheduler-live", state); });
+  };
+
+  Feed.prototype.attach = function (widget) {
+    if (this.widgets.indexOf(widget) < 0) this.widgets.push(widget);
+    if (this.paused) return;
+    if (!this.source && !this.pollTimer) {
+      this.open();
+    } else {
+      widget.root.setAttribute("data-scheduler-live", this.pollTimer ? "polling" : "open");
+      if (this.known !== null && widget.liveVersion < this.known) widget.liveRefetch();
+    }
+  };
+
+  Feed.prototype.detach = function (widget) {
+    this.widgets = this.widgets.filter(function (w) { return w !== widget; });
+    widget.root.removeAttribute("data-scheduler-live");
+    if (!this.widgets.length) this.stop();
+  };
+
+  /* The oldest version among the widgets: the stream starts after it. */
+  Feed.prototype.since = function () {
+    var since = null;
+    this.widgets.forEach(function (widget) {
+      var version = widget.liveVersion;
+      if (typeof version === "number" && (since === null || version < since)) since = version;
+    });
+    return since;
+  };
+
+  Feed.prototype.open = function () {
+    var self = this;
+    this.closeSource();
+    if (typeof EventSource !== "function") {
+      this.failed();
+      return;
+    }
+    var since = this.since();
+    var source = new EventSource(this.api + "/availability/stream" + (since !== null ? "?since=" + since : ""));
+    this.source = source;
+    this.armWatchdog();
+    source.addEventListener("open", function () {
+      if (self.source !== source) return;
+      self.pollDelay = LIVE.pollFirstMs;
+      clearTimeout(self.pollTimer);
+      self.pollTimer = null;
+      self.state("open");
+      self.armWatchdog();
+    });
+    source.addEventListener("slot", function (event) {
+      if (self.source !== source) return;
+      self.armWatchdog();
+      var version = parseInt(event.lastEventId, 10);
+      var change;
+      try { change = JSON.parse(event.data); } catch (e) { return; }
+      if (!(version > 0) || !change) return;
+      self.known = Math.max(self.known || 0, version);
+      self.widgets.slice().forEach(function (widget) { widget.liveSlot(version, change); });
+    });
+    source.addEventListener("ping", function (event) {
+      if (self.source !== source) return;
+      self.armWatchdog();
+      var version = null;
+      try { version = JSON.parse(event.data).version; } catch (e) { return; }
+      if (typeof version !== "number") return;
+      self.known = Math.max(self.known || 0, version);
+      self.widgets.forEach(function (widget) {
+        if (widget.liveVersion === null || version > widget.liveVersion) widget.liveRefetch();
+      });
+    });
+    source.addEventListener("resync", function () {
+      if (self.source !== source) return;
+      self.armWatchdog();
+      self.widgets.forEach(function (widget) { widget.liveRefetch(); });
+    });
+    source.addEventListener("error", function () {
+      if (self.source !== source) return;
+      if (source.readyState === 2) { // CLOSED: a 503 or an error page; no retry by itself
+        self.closeSource();
+      }
+      self.failed();
+    });
+  };
+
+  /* The stream does not work: poll the list, backing off, and try it again at each poll. */
+  Feed.prototype.failed = function () {
+    var self = this;
+    if (this.pollTimer || this.paused) return;
+    this.state("polling");
+    var delay = this.pollDelay * (1 + Math.random() / 2);
+    this.pollDelay = Math.min(this.pollDelay * 2, LIVE.pollMaxMs);
+    this.pollTimer = setTimeout(function () {
+      self.pollTimer = null;
+      self.widgets.forEach(function (widget) { widget.liveRefetch(); });
+      if (!self.source) {
+        self.open(); // its error, if any, schedules the next poll
+      } else if (self.source.readyState !== 1) {
+        self.failed(); // the browser is still reconnecting by itself
+      }
+    }, delay);
+  };
+
+  Feed.prototype.armWatchdog = function () {
+    var self = this;
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(function () {
+      if (!self.paused) self.open(); // silent too long: a dead connection no error reports
+    }, LIVE.watchdogMs);
+  };
+
+  Feed.prototype.closeSource = function () {
+    clearTimeout(this.watchdog);
+    this.watchdog = null;
+    if (this.source) {
+      this.source.close();
+      this.source = null;
+    }
+  };
+
+  Feed.prototype.stop = function () {
+    this.closeSource();
+    clearTimeout(this.pollTimer);
+    this.pollTimer = null;
+  };
+
+  Feed.prototype.visibility = function () {
+    var self = this;
+    clearTimeout(this.hiddenTimer);
+    if (document.hidden) {
+      this.hiddenTimer = setTimeout(function () {
+        self.paused = true;
+        self.stop();
+        self.state("paused");
+      }, LIVE.hiddenCloseMs);
+    } else if (this.paused) {
+      this.paused = false;
+      this.pollDelay = LIVE.pollFirstMs;
+      if (this.widgets.length) this.open(); // ?since= the widgets' version: what was missed
+    }
+  };
+
+  /* A list was drawn (by load or liveRefetch), at the version in its ETag. */
+  Widget.prototype.liveListed = function (etag) {
+    var version = etagVersion(etag);
+    if (version === null) return; // not a versioned list: nothing to follow
+    this.liveEtag = etag;
+    var log = this.liveLog || [];
+    if (typeof this.liveVersion === "number" && version < this.liveVersion) {
+      // Older than events already applied: apply them again on top of it.
+      this.liveApply(log.filter(function (entry) { return entry.v > version; })
+        .map(function (entry) { return entry.change; }));
+    } else {
+      this.liveVersion = version;
+      this.liveLog = log.filter(function (entry) { return entry.v > version; });
+    }
+    Feed.of(this.api).attach(this);
+  };
+
+  Widget.prototype.liveSlot = function (version, change) {
+    if (!this.confirmation.hidden) { // booked: nothing more to follow
+      Feed.of(this.api).detach(this);
+      return;
+    }
+    if (typeof this.liveVersion === "number" && version <= this.liveVersion) return;
+    this.liveVersion = version;
+    this.liveLog = (this.liveLog || []).concat([{ v: version, change: change }]).slice(-LIVE.logSize);
+    this.liveApply([change]);
+  };
+
+  /* The list after ``changes`` ({id, start_time, end_time, state}, in version order). */
+  Widget.prototype.liveApply = function (changes) {
+    var self = this;
+    var slots = this.slots.slice();
+    var taken = false;
+    changes.forEach(function (change) {
+      var mine = self.selected && self.selected.id === change.id &&
+        (self.holdPending || (self.hold && self.hold.slotId === change.id));
+      if (change.state === "held" && mine) return; // this visitor's own hold
+      slots = slots.filter(function (slot) { return slot.id !== change.id; });
+      if (change.state === "free" || change.state === "added") {
+        if (Date.parse(change.start_time) > Date.now()) {
+          slots.push({ id: change.id, start_time: change.start_time, end_time: change.end_time,
+                       is_booked: false, booked_by_email: null });
+        }
+      } else if (self.selected && self.selected.id === change.id) {
+        taken = true; // booked, held or removed by someone else while this visitor types
+      }
+    });
+    slots.sort(function (a, b) { return Date.parse(a.start_time) - Date.parse(b.start_time); });
+    this.liveRender(slots, taken ? MESSAGES.taken : undefined);
+  };
+
+  /* Draw ``slots`` without disturbing the visitor: the focused time keeps the
+     focus, and a message that is not the list's own stays. */
+  Widget.prototype.liveRender = function (slots, notice) {
+    if (this.busy || !this.confirmation.hidden) {
+      this.slots = slots; // a booking is being answered: its outcome draws what follows
+      return;
+    }
+    var active = document.activeElement;
+    var focusedSlot = active && active.slotId;
+    var message = this.status.classList.contains("sw-status--error") ? "error"
+      : this.status.classList.contains("sw-status--notice") ? "notice" : null;
+    var text = this.status.textContent;
+    if (notice && this.form.contains(active)) this.acting = true; // the form goes: focus the list
+    this.render(slots, notice);
+    if (!notice && message) this.say(text, message);
+    if (focusedSlot) {
+      this.buttons.forEach(function (button) { if (button.slotId === focusedSlot) button.focus(); });
+    }
+  };
+
+  /* Fetch the list again, quietly; one at a time (a request meanwhile runs after it). */
+  Widget.prototype.liveRefetch = function () {
+    var self = this;
+    if (!this.confirmation.hidden) return;
+    if (this.liveFetching) {
+      this.liveAgain = true;
+      return;
+    }
+    this.liveFetching = true;
+    var headers = this.liveEtag ? { "If-None-Match": this.liveEtag } : {};
+    this.request("GET", "/availability", undefined, headers).then(function (answer) {
+      self.liveFetching = false;
+      if (answer.status === 200 && Array.isArray(answer.body)) {
+        var chosen = self.selected;
+        var taken = chosen && !(self.hold && self.hold.slotId === chosen.id) && !self.holdPending &&
+          !answer.body.some(function (slot) { return slot.id === chosen.id; });
+        self.liveRender(answer.body, taken ? MESSAGES.taken : undefined);
+        self.liveListed(answer.etag);
+      }
+      if (self.liveAgain) {
+        self.liveAgain = false;
+        self.liveRefetch();
+      }
+    }, function () {
+      self.liveFetching = false;
+      self.liveAgain = false;
+    });
   };
 
   function addStylesheet() {

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from support import Server, unavailable
 
-from scheduler_app.db import close_database, init_database, session
-from scheduler_app.models import TimeSlot
+from scheduler_app.db import close_database, database, init_database, session
+from scheduler_app.models import Booking, TimeSlot
 
 LANDING_PAGE = Path(__file__).resolve().parents[2] / "examples" / "landing-page"
 # The API origin written in the example page: `scheduler-app serve`'s default.
@@ -116,6 +118,10 @@ class Slots:
         try:
             with session():
                 yield
+                # These writes go around the booking transaction: move the feed's
+                # version on as it would, so that no server serves a list kept
+                # from before them (and live widgets resync).
+                database.execute_sql("UPDATE feed_version SET v = v + 1")
         finally:
             close_database()
 
@@ -136,6 +142,21 @@ class Slots:
     def delete(self, slot_id: int) -> None:
         with self._open():
             TimeSlot.delete().where(TimeSlot.id == slot_id).execute()
+
+    def bookings(self) -> list[dict]:
+        """Every row of ``bookings``, oldest first, ``source`` parsed from its JSON."""
+        with self._open():
+            rows = list(Booking.select().order_by(Booking.id).dicts())
+        for row in rows:
+            row["source"] = json.loads(row["source"]) if row["source"] else None
+        return rows
+
+    def start_now(self, slot_id: int) -> None:
+        """Make the slot's meeting have started ten minutes ago (it still lasts 30 minutes)."""
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        with self._open():
+            TimeSlot.update(start_time=now - timedelta(minutes=10),
+                            end_time=now + timedelta(minutes=20)).where(TimeSlot.id == slot_id).execute()
 
 
 @dataclass
@@ -216,14 +237,18 @@ document.addEventListener("securitypolicyviolation", (e) => {
 @pytest.fixture
 def visit(browser):
     """``visit(url, viewport="desktop")`` opens ``url`` in a fresh context (the
-    visitor in Berlin, en-US) and returns a ``Visit``."""
+    visitor in Berlin, en-US) and returns a ``Visit``. ``live=False``: the page's
+    live stream stalls (it never answers, so the widget neither hears changes
+    nor polls), for tests of what a stale list does."""
     contexts = []
 
-    def open_page(url: str, viewport: str = "desktop") -> Visit:
+    def open_page(url: str, viewport: str = "desktop", live: bool = True) -> Visit:
         context = browser.new_context(
             viewport=VIEWPORTS[viewport], timezone_id=VISITOR_TIMEZONE, locale="en-US"
         )
         contexts.append(context)
+        if not live:
+            context.route("**/availability/stream*", lambda route: None)
         context.add_init_script(_REPORT_CSP)
         page = context.new_page()
         seen = Visit(page)
