@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import REP_TIMEZONE, Landing, Slots, StaticSite, copy_landing_page
+from pages import REP_TIMEZONE, Landing, Slots, StaticSite, copy_landing_page
 from playwright.sync_api import expect
 from support import Server, exchange
 from test_landing_page import assert_clean, book_through_page, free_slots, slot_button
@@ -150,7 +150,7 @@ def test_the_rep_closes_a_day_opens_an_extra_time_and_downloads_the_csv(rep_site
     form.get_by_role("button", name="Close these days").click()
     result = page.locator("#closure-result")
     expect(result).to_contain_text(f"Closed {day.isoformat()}; 15 free slot(s) taken out.")
-    expect(result).to_contain_text("These booked meetings are kept.")
+    expect(result).to_contain_text("These booked meetings are kept:")
     expect(result).to_contain_text("kept@example.com (Kept Lead)")
     assert free_slots(rep_site) == []
     closures = page.locator("#closures > li")
