@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import peewee
 import psycopg2
 
-from scheduler_app import availability
+from scheduler_app import availability, feed
 from scheduler_app.db import close_database, database, init_database, session
 from scheduler_app.migrations import upgrade
 from scheduler_app.models import TimeSlot
@@ -53,9 +53,18 @@ def bound(url: str) -> Iterator[None]:
 
 
 def drop_table(url: str) -> None:
-    """An empty database for a fresh start of the service (it creates and seeds the table)."""
+    """An empty database for a fresh start of the service (it creates and seeds the
+    tables): every table dropped, those that refer to the slots with them."""
     with bound(url), session():
-        database.execute_sql("DROP TABLE IF EXISTS time_slots")
+        tables = database.get_tables()
+        if isinstance(database.obj, peewee.PostgresqlDatabase):
+            if tables:
+                database.execute_sql(f"DROP TABLE IF EXISTS {', '.join(tables)} CASCADE")
+            return
+        database.execute_sql("PRAGMA foreign_keys = OFF")
+        for table in tables:
+            database.execute_sql(f'DROP TABLE IF EXISTS "{table}"')
+        database.execute_sql("PRAGMA foreign_keys = ON")
 
 
 def tomorrow() -> datetime:
@@ -93,6 +102,9 @@ def _empty() -> None:
             for table in (*_DEPENDENT, "time_slots"):
                 database.execute_sql(f"DELETE FROM {table}")
         database.execute_sql("UPDATE feed_version SET v = v + 1")
+        if isinstance(database.obj, peewee.PostgresqlDatabase):  # wake the watchers, as a change does
+            database.execute_sql("SELECT pg_notify(%s, v::text) FROM feed_version WHERE id = 1",
+                                 (feed.CHANNEL,))
 
 
 def _analyze() -> None:
