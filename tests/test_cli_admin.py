@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+import glob
 import os
-import shutil
 import subprocess
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -31,22 +31,27 @@ COMMANDS = ("bookings", "cancel", "close", "closures", "reopen", "add-slots")
 
 
 @pytest.fixture(scope="module")
-def faketime() -> str:
-    found = shutil.which("faketime")
+def faketime() -> dict[str, str]:
+    """The environment that runs a program at the fake time: libfaketime preloaded
+    directly. (Its ``faketime`` wrapper keeps a semaphore in /dev/shm named after its
+    pid, which a killed run leaves behind: a later wrapper with that pid then fails
+    with "sem_open: File exists".)"""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
     if not found:
-        unavailable("faketime is missing (Debian package faketime)", "the CLI clock tests")
-    return found
+        unavailable("libfaketime is missing (Debian package faketime)", "the CLI clock tests")
+    return {"LD_PRELOAD": found[0], "FAKETIME": "@2026-11-20 15:00:00",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 @pytest.fixture
 def cli(faketime, database_url):
     """``cli(*args)``: ``scheduler-app ARGS`` at the fake time, on the test's database."""
     env = {**os.environ, "DATABASE_URL": database_url, "SCHEDULER_TIMEZONE": "America/New_York",
-           "TZ": "UTC"}
+           "TZ": "UTC", **faketime}
 
     def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [faketime, "-m", "--exclude-monotonic", "2026-11-20 15:00:00", SCRIPT, *args],
+            [SCRIPT, *args],
             env={**env, **extra}, capture_output=True, text=True, timeout=60, check=False)
 
     return run

@@ -8,6 +8,7 @@ list computed afresh, at the same moment, from the same rules.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -167,7 +168,13 @@ def test_the_sweeper_frees_what_ran_out_and_prunes_old_rows(db, settings, clock)
 
 
 def run(coroutine):
-    return asyncio.run(asyncio.wait_for(coroutine, 10))
+    """Run ``coroutine`` (at most 10 s) on a loop of its own, in a thread of its own:
+    the test's thread may still hold a running loop left by another test's client."""
+    async def bounded():
+        return await asyncio.wait_for(coroutine, 10)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, bounded()).result()
 
 
 async def _take(agen, count: int) -> list[bytes]:
