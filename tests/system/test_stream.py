@@ -68,11 +68,16 @@ def test_listeners_cut_by_the_database_catch_up_and_listen_again(servers, databa
     admin.autocommit = True
     try:
         subscriber.next("ping")
-        listeners = _listeners(admin)
-        assert len(listeners) == 2  # one per worker
+        # One per worker; /health answering does not mean both watchers have connected.
+        deadline = time.monotonic() + 10
+        while len(listeners := _listeners(admin)) < 2:
+            assert time.monotonic() < deadline, f"{len(listeners)} listener(s), not 2"
+            time.sleep(0.1)
+        assert len(listeners) == 2
         with admin.cursor() as cur:
             cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE application_name = %s", (APPLICATION_NAME,))
+                        "WHERE application_name = %s AND datname = current_database()",
+                        (APPLICATION_NAME,))
         # Booked while they are down or reconnecting: its NOTIFY may be lost,
         # the catch-up after the reconnect still finds it.
         first, second = free_ids(server.port)[:2]
@@ -96,8 +101,8 @@ def test_listeners_cut_by_the_database_catch_up_and_listen_again(servers, databa
 
 def _listeners(admin) -> set[int]:
     with admin.cursor() as cur:
-        cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
-                    (APPLICATION_NAME,))
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+                    "AND datname = current_database()", (APPLICATION_NAME,))  # not other tests
         return {row[0] for row in cur.fetchall()}
 
 
