@@ -897,9 +897,9 @@
     var slots = this.slots.slice();
     var taken = false;
     changes.forEach(function (change) {
-      var mine = self.selected && self.selected.id === change.id &&
-        (self.holdPending || (self.hold && self.hold.slotId === change.id));
-      if (change.state === "held" && mine) return; // this visitor's own hold
+      // This visitor's own hold, or their own booking whose answer is still to
+      // come (or was lost: "Try again" replays it): not taken by someone else.
+      if ((change.state === "held" || change.state === "booked") && self.liveMine(change.id)) return;
       slots = slots.filter(function (slot) { return slot.id !== change.id; });
       if (change.state === "free" || change.state === "added") {
         if (Date.parse(change.start_time) > Date.now()) {
@@ -912,6 +912,18 @@
     });
     slots.sort(function (a, b) { return Date.parse(a.start_time) - Date.parse(b.start_time); });
     this.liveRender(slots, taken ? MESSAGES.taken : undefined);
+  };
+
+  /* Whether slot ``id`` is this visitor's pick, held (or being held) by them or
+     in a booking attempt of theirs: only they can have held or booked it. */
+  Widget.prototype.liveMine = function (id) {
+    if (!this.selected || this.selected.id !== id) return false;
+    if (this.holdPending || (this.hold && this.hold.slotId === id)) return true;
+    try {
+      return Boolean(this.attempt && JSON.parse(this.attempt.body).slot_id === id);
+    } catch (e) {
+      return false;
+    }
   };
 
   /* Draw ``slots`` without disturbing the visitor: the focused time keeps the
@@ -948,9 +960,19 @@
       self.liveFetching = false;
       if (answer.status === 200 && Array.isArray(answer.body)) {
         var chosen = self.selected;
-        var taken = chosen && !(self.hold && self.hold.slotId === chosen.id) && !self.holdPending &&
-          !answer.body.some(function (slot) { return slot.id === chosen.id; });
-        self.liveRender(answer.body, taken ? MESSAGES.taken : undefined);
+        var slots = answer.body;
+        var listed = chosen && slots.some(function (slot) { return slot.id === chosen.id; });
+        var taken = false;
+        if (chosen && !listed) {
+          if (self.liveMine(chosen.id)) { // theirs (held, or booked by an answer not yet seen)
+            slots = slots.concat([chosen]).sort(function (a, b) {
+              return Date.parse(a.start_time) - Date.parse(b.start_time);
+            });
+          } else {
+            taken = true;
+          }
+        }
+        self.liveRender(slots, taken ? MESSAGES.taken : undefined);
         self.liveListed(answer.etag);
       }
       if (self.liveAgain) {
