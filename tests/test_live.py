@@ -19,11 +19,13 @@ from fastapi.testclient import TestClient
 from scheduler_app import availability, booking, feed
 from scheduler_app.app import create_app
 from scheduler_app.db import database, session
+from scheduler_app.errors import DatabaseUnavailable
 from scheduler_app.live import hub as hub_module
 from scheduler_app.live import stream
 from scheduler_app.live.cache import matches
 from scheduler_app.live.hub import Hub
 from scheduler_app.live.sweeper import Sweeper, prune
+from scheduler_app.live.versions import APPLICATION_NAME, version_reader
 from scheduler_app.models import Change, TimeSlot
 from scheduler_app.schemas import encode_free_slots
 
@@ -162,6 +164,42 @@ def test_the_sweeper_frees_what_ran_out_and_prunes_old_rows(db, settings, clock)
     assert prune(now) == 1
     with session():
         assert Change.select().count() == kept - 1
+
+
+
+def feed_version() -> int:
+    with session():
+        return database.execute_sql("SELECT v FROM feed_version WHERE id = 1").fetchone()[0]
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)  # SQLite's version is read on the loop, no thread
+def test_one_round_trip_gives_the_version_to_every_request_waiting(db, settings, clock):
+    """PostgreSQL: the reader thread reads once for all the requests that asked
+    meanwhile, and a request that asks after a commit sees that commit."""
+    versions = version_reader(settings.database_url)
+    add_slots(settings, clock(), 2)
+
+    async def many(count: int) -> list[int]:
+        return await asyncio.gather(*(versions.current() for _ in range(count)))
+
+    try:
+        assert run(many(200)) == [feed_version()] * 200
+        assert versions.reads < 200  # one read answered several requests
+        booking.transaction(settings, clock(), lambda tx: booking.hold(tx, 1))
+        assert run(versions.current()) == feed_version()  # asked after the commit: sees it
+
+        # The server drops the reader's connection: replaced before anyone hears of it.
+        with session():
+            cut = database.execute_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                       "WHERE application_name = %s", (APPLICATION_NAME,))
+            assert cut.fetchall() == [(True,)]
+        booking.transaction(settings, clock(), lambda tx: booking.hold(tx, 2))
+        assert run(versions.current()) == feed_version()
+    finally:
+        versions.close()
+    with pytest.raises(DatabaseUnavailable):
+        run(versions.current())  # closed: refused, never left waiting
 
 
 # -- the event sequence of a stream, on a hub fed by hand ------------------------

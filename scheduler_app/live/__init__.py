@@ -6,6 +6,7 @@
     sweeper.py  the thread that turns expired holds into ``free`` changes and prunes old rows
     stream.py   GET /availability/stream (Server-Sent Events)
     cache.py    GET /availability's encoded bodies, kept per version, with ETags
+    versions.py the current version for a request on the loop (PostgreSQL: a reader thread)
 
 The write side is ``feed.record``, called by ``booking.transaction`` in the
 transaction of every change. ``Live`` is the per-app runtime the lifespan

@@ -18,9 +18,10 @@ have to come in). A hold that runs out, or a booking that starts while a
 daily cap applies, changes what is listed at a moment known when the body is
 read: the body is kept until then only.
 
-On SQLite the version check and a kept body are served on the event loop
-(a local file, no network wait; it saves the thread hop); reading a new body
-goes to the thread pool. On PostgreSQL all of it runs in the thread pool.
+The version check (``versions.py``) and a kept body are served on the event
+loop: on SQLite the check reads a local file; on PostgreSQL a reader thread
+makes the round trip, one for all the requests waiting. Reading a new body
+goes to the thread pool.
 
 The ETag is the version and a digest of the body served, so two workers with
 the same list give the same tag, and any change gives a new one.
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import sqlite3
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -42,11 +42,11 @@ from starlette.responses import Response
 
 from .. import availability, booking
 from ..availability import as_datetime
-from ..db import database, make_database, reading, session
-from ..errors import DatabaseUnavailable
-from ..models import Booking, FeedVersion, TimeSlot, to_db_time
+from ..db import reading, session
+from ..models import Booking, TimeSlot, to_db_time
 from ..schemas import encode_free_slots
 from ..settings import Settings
+from .versions import version_reader
 
 JSON = "application/json"
 # Caches (a browser, a proxy) may keep the body but must ask again each time,
@@ -54,8 +54,6 @@ JSON = "application/json"
 CACHE_CONTROL = "no-cache"
 MAX_ENTRIES = 64
 MAX_BYTES = 32 * 1024 * 1024
-
-_VERSION_SQL = f"SELECT v FROM {FeedVersion._meta.table_name} WHERE id = 1"
 
 Key = tuple  # (start, end, limit) of the query
 
@@ -117,44 +115,17 @@ class AvailabilityCache:
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self._local: sqlite3.Connection | None = None  # SQLite: for data_version, on the loop
-        self._local_seen: int | None = None
-        self._local_version = 0
+        self._versions = version_reader(settings.database_url)
         self.hits = self.misses = 0
 
     # -- the request -------------------------------------------------------------
 
     async def respond(self, key: Key, now: datetime, if_none_match: str | None) -> Response:
-        if isinstance(database.obj, peewee.SqliteDatabase):
-            version = self._sqlite_version()
-            answer = self._kept(key, version, now, if_none_match)
-            if answer is not None:
-                return answer
-            return await run_in_threadpool(self._fresh, key, version, now, if_none_match)
-        return await run_in_threadpool(self._answer, key, now, if_none_match)
-
-    def _answer(self, key: Key, now: datetime, if_none_match: str | None) -> Response:
-        """PostgreSQL, in a thread: the version, then a kept body or a new one."""
-        with session():
-            version = database.execute_sql(_VERSION_SQL).fetchone()[0]
+        version = await self._versions.current()
         answer = self._kept(key, version, now, if_none_match)
-        return answer if answer is not None else self._fresh(key, version, now, if_none_match)
-
-    def _sqlite_version(self) -> int:
-        try:
-            if self._local is None:
-                self._local = sqlite3.connect(make_database(self.settings.database_url).database,
-                                              isolation_level=None, check_same_thread=False,
-                                              timeout=5)
-                self._local_seen = None
-            seen = self._local.execute("PRAGMA data_version").fetchall()[0][0]
-            if seen != self._local_seen:
-                self._local_version = self._local.execute(_VERSION_SQL).fetchall()[0][0]
-                self._local_seen = seen
-            return self._local_version
-        except sqlite3.Error as exc:
-            self.close()
-            raise DatabaseUnavailable(f"The database is unavailable: {exc}") from exc
+        if answer is not None:
+            return answer
+        return await run_in_threadpool(self._fresh, key, version, now, if_none_match)
 
     def _kept(self, key: Key, version: int, now: datetime,
               if_none_match: str | None) -> Response | None:
@@ -218,12 +189,7 @@ class AvailabilityCache:
             self._bytes = 0
 
     def close(self) -> None:
-        if self._local is not None:
-            try:
-                self._local.close()
-            except sqlite3.Error:
-                pass
-            self._local = None
+        self._versions.close()
 
 
 def _changes_by_itself(now: datetime, settings: Settings) -> datetime | None:
