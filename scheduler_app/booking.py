@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 
+import anyio
 import peewee
 
-from . import feed
+from . import feed, group_commit
 from .availability import SlotRow, as_datetime, not_held
 from .db import database, session, sql, writing
 from .errors import (
@@ -131,32 +132,61 @@ def transaction(settings: Settings, now: datetime, change: Callable[[Tx], T],
     one, stored with the change. A ``ClientError`` is stored too, then raised;
     anything else (a 5xx) rolls the key back with the change, so a retry runs again.
     """
+    with writing(), session(), _write_transaction():
+        outcome = _in_transaction(settings, now, change, key)
+    return outcome.result()
+
+
+async def transaction_async(settings: Settings, now: datetime, change: Callable[[Tx], T],
+                            key: IdempotencyKey | None = None) -> T | Answer:
+    """``transaction``, from the event loop, which it never blocks: on SQLite the
+    change joins the process's writer thread, which commits the changes waiting
+    together (``group_commit``); on PostgreSQL it runs in the thread pool."""
+    if not isinstance(database.obj, peewee.SqliteDatabase):
+        return await anyio.to_thread.run_sync(transaction, settings, now, change, key)
+    outcome = await group_commit.writer.run(lambda: _in_transaction(settings, now, change, key))
+    return outcome.result()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a change came to: its result, or the refusal to raise once committed
+    (with a key the refusal is stored, so it must commit)."""
+
+    value: object = None
+    refused: ClientError | None = None
+
+    def result(self):
+        if self.refused is not None:
+            raise self.refused
+        return self.value
+
+
+def _in_transaction(settings: Settings, now: datetime, change: Callable[[Tx], T],
+                    key: IdempotencyKey | None) -> _Outcome:
+    """Inside the write transaction: the key's claim, the change in a savepoint
+    with its feed and outbox rows, the key's answer."""
     from . import idempotency  # the key's table rules; imports this module's types
 
-    refused: ClientError | None = None
-    with writing(), session(), _write_transaction():
-        if key is not None:
-            stored = idempotency.claim(key, now)
-            if stored is not None:
-                return stored
-        tx = Tx(settings, now, key)
-        try:
-            with database.atomic():  # a savepoint: a refused change leaves nothing
-                result = change(tx)
-                feed.record(tx.slot_changes, now)
-                outbox.enqueue(tx.events, settings, now)
-        except ClientError as exc:
-            if key is None:
-                raise
-            refused = exc
-            idempotency.store(key, Answer(exc.status, _detail(exc)), [])
-        else:
-            if key is not None:
-                result = key.render(result)
-                idempotency.store(key, result, tx.tokens)
-    if refused is not None:
-        raise refused
-    return result
+    if key is not None:
+        stored = idempotency.claim(key, now)
+        if stored is not None:
+            return _Outcome(stored)
+    tx = Tx(settings, now, key)
+    try:
+        with database.atomic():  # a savepoint: a refused change leaves nothing
+            result = change(tx)
+            feed.record(tx.slot_changes, now)
+            outbox.enqueue(tx.events, settings, now)
+    except ClientError as exc:
+        if key is None:
+            raise
+        idempotency.store(key, Answer(exc.status, _detail(exc)), [])
+        return _Outcome(refused=exc)
+    if key is not None:
+        result = key.render(result)
+        idempotency.store(key, result, tx.tokens)
+    return _Outcome(result)
 
 
 @contextlib.contextmanager

@@ -120,7 +120,16 @@ def session() -> Iterator[None]:
     except (peewee.OperationalError, peewee.InterfaceError) as exc:
         # No pool flush needed: Peewee 4's pool checks a PostgreSQL connection
         # on checkout and replaces a dead one, so the service recovers by itself.
-        raise DatabaseUnavailable(f"The database is unavailable: {_first_line(exc)}") from exc
+        raise unavailable(exc) from exc
+
+
+def unavailable(exc: BaseException) -> BaseException:
+    """A driver's failure as ``DatabaseUnavailable`` (a 503); anything else as it is."""
+    if isinstance(exc, (peewee.OperationalError, peewee.InterfaceError)):
+        mapped = DatabaseUnavailable(f"The database is unavailable: {_first_line(exc)}")
+        mapped.__cause__ = exc
+        return mapped
+    return exc
 
 
 # SQLite and threads. Python's sqlite3 releases the GIL around every step, one

@@ -1,10 +1,11 @@
 """HTTP handlers: translate requests into booking calls and results into responses.
 
-They are sync ``def`` handlers, run in the thread pool (GET /availability
-excepted: see ``live/cache.py``); each booking call opens
-and closes its own database connection on the thread it runs on. Every change
-goes through ``booking.transaction``; with an ``Idempotency-Key`` the stored
-answer of a first request is replayed.
+Reads are sync ``def`` handlers, run in the thread pool, each opening and
+closing its own database connection on its thread (GET /availability excepted:
+see ``live/cache.py``). The changes are ``async def``: they hand the change to
+``booking.transaction_async``, which never blocks the loop (SQLite's writer
+thread, or the thread pool on PostgreSQL). With an ``Idempotency-Key`` the
+stored answer of a first request is replayed.
 """
 
 from __future__ import annotations
@@ -149,8 +150,8 @@ def _answer(answer: Answer) -> Response:
     return Response(answer.body, status_code=answer.status, media_type=JSON, headers=headers)
 
 
-def _change(request: Request, change, render, header: str | None, body,
-            token: str | None = None) -> Response:
+async def _change(request: Request, change, render, header: str | None, body,
+                  token: str | None = None) -> Response:
     """Run ``change`` through the booking transaction, idempotently with a key.
 
     A request's bearer ``token`` is part of what its key stands for: a retry
@@ -169,7 +170,7 @@ def _change(request: Request, change, render, header: str | None, body,
         if token is not None:
             request_data["Authorization"] = booking.token_hash(token)
         key = IdempotencyKey(scope, value, request_data, render)
-    result = booking.transaction(state.settings, state.clock(), change, key)
+    result = await booking.transaction_async(state.settings, state.clock(), change, key)
     return _answer(result if key is not None else render(result))
 
 
@@ -204,7 +205,7 @@ def _change(request: Request, change, render, header: str | None, body,
         503: UNAVAILABLE,
     },
 )
-def book(body: BookingRequest, request: Request, key: IdempotencyHeader = None) -> Response:
+async def book(body: BookingRequest, request: Request, key: IdempotencyHeader = None) -> Response:
     settings = request.app.state.settings
     request.state.booking = (body.slot_id, body.email)  # for the booking log line
     base = _public_base(request)
@@ -224,7 +225,7 @@ def book(body: BookingRequest, request: Request, key: IdempotencyHeader = None) 
             },
         }))
 
-    return _change(request, lambda tx: booking.book(tx, body.slot_id, details, body.hold_token),
+    return await _change(request, lambda tx: booking.book(tx, body.slot_id, details, body.hold_token),
                    render, key, body)
 
 
@@ -246,7 +247,8 @@ def book(body: BookingRequest, request: Request, key: IdempotencyHeader = None) 
         503: UNAVAILABLE,
     },
 )
-def place_hold(body: HoldRequest, request: Request, key: IdempotencyHeader = None) -> Response:
+async def place_hold(body: HoldRequest, request: Request,
+                     key: IdempotencyHeader = None) -> Response:
     tz = request.app.state.settings.tz
 
     def render(held: booking.Hold) -> Answer:
@@ -257,7 +259,7 @@ def place_hold(body: HoldRequest, request: Request, key: IdempotencyHeader = Non
             "expires_at": moment_iso(held.expires_at, tz),
         }))
 
-    return _change(request, lambda tx: booking.hold(tx, body.slot_id), render, key, body)
+    return await _change(request, lambda tx: booking.hold(tx, body.slot_id), render, key, body)
 
 
 @router.delete(
@@ -272,10 +274,10 @@ def place_hold(body: HoldRequest, request: Request, key: IdempotencyHeader = Non
         503: UNAVAILABLE,
     },
 )
-def release_hold(hold_id: int, token: Bearer, request: Request) -> Response:
+async def release_hold(hold_id: int, token: Bearer, request: Request) -> Response:
     state = request.app.state
-    booking.transaction(state.settings, state.clock(),
-                        lambda tx: booking.release(tx, hold_id, token))
+    await booking.transaction_async(state.settings, state.clock(),
+                                    lambda tx: booking.release(tx, hold_id, token))
     return Response(status_code=204, headers=NO_STORE)
 
 
@@ -315,10 +317,10 @@ def booking_details(reference: str, token: Bearer, request: Request) -> Response
         503: UNAVAILABLE,
     },
 )
-def cancel_booking(reference: str, token: Bearer, request: Request,
-                   body: CancelRequest | None = None) -> Response:
+async def cancel_booking(reference: str, token: Bearer, request: Request,
+                         body: CancelRequest | None = None) -> Response:
     reason = body.reason if body else None
-    return _change(request, lambda tx: booking.cancel(tx, reference, token, reason),
+    return await _change(request, lambda tx: booking.cancel(tx, reference, token, reason),
                    _booking_answer(request), None, body)
 
 
@@ -342,9 +344,9 @@ def cancel_booking(reference: str, token: Bearer, request: Request,
         503: UNAVAILABLE,
     },
 )
-def reschedule_booking(reference: str, body: RescheduleRequest, token: Bearer, request: Request,
-                       key: IdempotencyHeader = None) -> Response:
-    return _change(
+async def reschedule_booking(reference: str, body: RescheduleRequest, token: Bearer,
+                             request: Request, key: IdempotencyHeader = None) -> Response:
+    return await _change(
         request,
         lambda tx: booking.reschedule(tx, reference, token, body.slot_id, body.hold_token),
         _booking_answer(request), key, body, token,

@@ -6,6 +6,8 @@ because tests/conftest.py lives here.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import http.client
 import json
 import os
@@ -214,3 +216,13 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.start()
+
+
+def run_coroutine(coroutine):
+    """Run ``coroutine`` (at most 10 s) on a loop of its own, in a thread of its own:
+    the test's thread may still hold a running loop left by another test's client."""
+    async def bounded():
+        return await asyncio.wait_for(coroutine, 10)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, bounded()).result()

@@ -29,6 +29,7 @@ import psycopg2
 
 from ..db import make_database
 from ..errors import DatabaseUnavailable
+from ..handoff import settle
 from ..models import FeedVersion
 
 _VERSION_SQL = f"SELECT v FROM {FeedVersion._meta.table_name} WHERE id = 1"
@@ -107,12 +108,16 @@ class PostgresVersion:
         return await future
 
     def close(self) -> None:
+        """Stop the thread and its connection (the app's shutdown); a request
+        meanwhile is refused, and one after it starts them again (a restart)."""
         with self._lock:
             self._closed = True
             self._asked.notify()
             thread = self._thread
         if thread is not None:
             thread.join(10)
+        with self._lock:
+            self._closed, self._thread = False, None
 
     # -- the reader thread -----------------------------------------------------
 
@@ -166,23 +171,7 @@ class PostgresVersion:
 
 
 def _settle(futures: list[asyncio.Future], version: int | None,
-            error: Exception | None) -> None:
-    """Give each waiting request the version (or the error), on its own loop:
-    one call per loop, however many requests wait on it."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future]] = {}
-    for future in futures:
-        by_loop.setdefault(future.get_loop(), []).append(future)
-    for loop, waiting in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
-            loop.call_soon_threadsafe(_resolve, waiting, version, error)
-
-
-def _resolve(futures: list[asyncio.Future], version: int | None,
-             error: Exception | None) -> None:
-    for future in futures:
-        if future.done():  # the request was cancelled (its client went away)
-            continue
-        if error is not None:
-            future.set_exception(DatabaseUnavailable(str(error)))  # one each: tracebacks differ
-        else:
-            future.set_result(version)
+            error: DatabaseUnavailable | None) -> None:
+    """Give each waiting request the version, or an error of its own like ``error``."""
+    make = (lambda: DatabaseUnavailable(str(error))) if error is not None else None
+    settle((future, version, make) for future in futures)
