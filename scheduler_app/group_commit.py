@@ -19,22 +19,16 @@ failed BEGIN or COMMIT is every waiting caller's ``DatabaseUnavailable``.
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextvars
 import functools
-import logging
-import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from .db import database, session, unavailable, writing
 from .errors import ClientError
-from .handoff import settle
+from .handoff import BatchThread, settle
 
 T = TypeVar("T")
-
-log = logging.getLogger("scheduler_app.db")
 
 MAX_BATCH = 64  # changes in one transaction, at most
 
@@ -43,41 +37,20 @@ class _Failed(Exception):
     """Raised out of the transaction to roll it all back: one change failed."""
 
 
-class GroupCommit:
+class GroupCommit(BatchThread):
+    name = "scheduler-writer"
+    max_batch = MAX_BATCH
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._waiting = threading.Condition(self._lock)
-        self._queue: collections.deque[tuple[Callable[[], object], asyncio.Future]] = \
-            collections.deque()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self.commits = 0  # transactions committed (a test counts them)
 
     async def run(self, work: Callable[[], T]) -> T:
         """Run ``work()`` in the writer's transaction; its result once committed."""
-        future = asyncio.get_running_loop().create_future()
         context = contextvars.copy_context()  # the request's (its id on any log line)
-        with self._lock:
-            self._queue.append((functools.partial(context.run, work), future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="scheduler-writer",
-                                                daemon=True)
-                self._thread.start()
-            self._waiting.notify()
-        return await future
+        return await self.ask(functools.partial(context.run, work))
 
-    def _serve(self) -> None:
-        while True:
-            with self._lock:
-                while not self._queue:
-                    self._waiting.wait()
-                batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
-            try:
-                self._commit(batch)
-            except Exception as exc:  # a bug here must not leave every later change waiting
-                log.exception("The writer failed; its waiting changes get the error")
-                settle((future, None, _again(exc)) for _, future in batch)
-
-    def _commit(self, batch: list) -> None:
+    def answer(self, batch: list) -> None:
         while batch:
             outcomes, failed = [], None
             try:

@@ -34,7 +34,7 @@ _TABLES = {
 }
 
 
-def _connect(url: str):
+def connect(url: str):
     """A plain connection to ``url``, or None when a SQLite file was never made."""
     if url.startswith("sqlite"):
         path = Path(url.removeprefix("sqlite:///").split("?")[0])
@@ -47,7 +47,7 @@ def _connect(url: str):
 def violations(url: str) -> list[tuple] | None:
     """The slots of the database at ``url`` that break the invariant; None when it
     has no ``time_slots`` or ``bookings`` table (a legacy or dropped schema)."""
-    opened = _connect(url)
+    opened = connect(url)
     if opened is None:
         return None
     conn, kind = opened

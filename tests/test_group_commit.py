@@ -9,10 +9,9 @@ is committed.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
-import psycopg2
+import invariant
 import pytest
 from support import run_coroutine as run
 
@@ -31,10 +30,7 @@ def add_slots(settings, now, count: int) -> None:
 
 def committed_emails(url: str) -> set[str]:
     """The confirmed bookings' emails, read on a connection of its own: committed rows only."""
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-    else:
-        conn = psycopg2.connect(url)
+    conn, _ = invariant.connect(url)
     try:
         cursor = conn.cursor()
         cursor.execute("SELECT email FROM bookings WHERE status = 'confirmed'")
@@ -87,7 +83,8 @@ def test_an_unexpected_error_fails_its_change_only(db, settings, clock):
 
     async def burst():
         calls = [booking.transaction_async(
-            settings, now, lambda tx, i=i: booking.book(tx, i, booking.Details(f"l{i}@example.com")))
+            settings, now,
+            lambda tx, i=i: booking.book(tx, i, booking.Details(f"l{i}@example.com")))
             for i in (1, 2, 3, 4)]
         calls.insert(2, booking.transaction_async(settings, now, broken))
         return await asyncio.gather(*calls, return_exceptions=True)

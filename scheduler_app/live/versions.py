@@ -19,17 +19,15 @@ load one round trip answers many requests.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
-import threading
 
 import peewee
 import psycopg2
 
 from ..db import make_database
 from ..errors import DatabaseUnavailable
-from ..handoff import settle
+from ..handoff import BatchThread, settle
 from ..models import FeedVersion
 
 _VERSION_SQL = f"SELECT v FROM {FeedVersion._meta.table_name} WHERE id = 1"
@@ -80,64 +78,36 @@ class SqliteVersion:
             self._conn = None
 
 
-class PostgresVersion:
+class PostgresVersion(BatchThread):
     """The version from a reader thread, one round trip for every request waiting."""
 
+    name = "scheduler-versions"
+
     def __init__(self, database_url: str):
+        super().__init__()
         database = make_database(database_url)
         self._name, self._params = database.database, database.connect_params
-        self._lock = threading.Lock()
-        self._asked = threading.Condition(self._lock)
-        self._waiting: list[asyncio.Future] = []
-        self._thread: threading.Thread | None = None
-        self._closed = False
         self._conn = None
         self.reads = 0  # round trips made (a test counts them)
 
     async def current(self) -> int:
-        future = asyncio.get_running_loop().create_future()
-        with self._lock:
-            if self._closed:
-                raise DatabaseUnavailable("The database is unavailable: the worker is stopping")
-            self._waiting.append(future)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="scheduler-versions",
-                                                daemon=True)
-                self._thread.start()
-            self._asked.notify()
-        return await future
+        return await self.ask(None)
 
-    def close(self) -> None:
-        """Stop the thread and its connection (the app's shutdown); a request
-        meanwhile is refused, and one after it starts them again (a restart)."""
-        with self._lock:
-            self._closed = True
-            self._asked.notify()
-            thread = self._thread
-        if thread is not None:
-            thread.join(10)
-        with self._lock:
-            self._closed, self._thread = False, None
+    def refused(self) -> DatabaseUnavailable:
+        return DatabaseUnavailable("The database is unavailable: the worker is stopping")
 
     # -- the reader thread -----------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._waiting and not self._closed:
-                    self._asked.wait()
-                batch, self._waiting = self._waiting, []
-                closed = self._closed
-            if closed:
-                _settle(batch, None, DatabaseUnavailable(
-                    "The database is unavailable: the worker is stopping"))
-                break
-            try:
-                version, error = self._read_once_more(), None
-            except (psycopg2.Error, OSError) as exc:
-                self._disconnect()
-                version, error = None, _unavailable(exc)
-            _settle(batch, version, error)
+    def answer(self, batch: list) -> None:
+        try:
+            version, error = self._read_once_more(), None
+        except (psycopg2.Error, OSError) as exc:
+            self._disconnect()
+            version, error = None, _unavailable(exc)
+        make = (lambda: DatabaseUnavailable(str(error))) if error is not None else None
+        settle((future, version, make) for _, future in batch)
+
+    def stopped(self) -> None:
         self._disconnect()
 
     def _read_once_more(self) -> int:
@@ -169,9 +139,3 @@ class PostgresVersion:
                 self._conn.close()
             self._conn = None
 
-
-def _settle(futures: list[asyncio.Future], version: int | None,
-            error: DatabaseUnavailable | None) -> None:
-    """Give each waiting request the version, or an error of its own like ``error``."""
-    make = (lambda: DatabaseUnavailable(str(error))) if error is not None else None
-    settle((future, version, make) for future in futures)
