@@ -38,11 +38,11 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from . import booking, rep_calendar
 from .errors import Unauthorized
+from .middleware import ADMIN_PREFIX as PREFIX
 from .schemas import (
     SLOT_EXAMPLE,
     ErrorOut,
@@ -58,7 +58,6 @@ from .web import DEMO_CSP, REP_ZONE, static_file
 
 log = logging.getLogger("scheduler_app.admin")
 
-PREFIX = "/admin"
 JSON = "application/json"
 CSV = "text/csv; charset=utf-8"
 NOTICE_HEADER = "Scheduler-Notice"  # what a 204 has to say (DELETE /admin/closures/{id})
@@ -77,10 +76,6 @@ PAGE_HEADERS = {
 UNAUTHORIZED_MESSAGE = "This needs the admin token as Authorization: Bearer."
 
 
-def is_admin_path(path: str) -> bool:
-    return path == PREFIX or path.startswith(PREFIX + "/")
-
-
 def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
@@ -97,35 +92,24 @@ def _json(status: int, detail: str, headers: dict | None = None) -> JSONResponse
 
 
 class AdminGate:
-    """Pure ASGI: 404 for ``/admin`` without a token configured, 401 for an API
-    call without the right Bearer token, ``Cache-Control: no-store`` on all."""
+    """The gate ``middleware.Front`` asks first about every ``/admin`` request:
+    404 without a token configured, 401 for an API call without the right Bearer
+    token, else None (let in; Front marks the answer ``Cache-Control: no-store``)."""
 
-    def __init__(self, app: ASGIApp, token: str | None):
-        self.app, self.token = app, token
+    def __init__(self, token: str | None):
+        self.token = token
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_admin_path(scope["path"]):
-            await self.app(scope, receive, send)
-            return
+    def __call__(self, scope: Scope) -> Response | None:
         if self.token is None:
-            await _json(404, "Not Found")(scope, receive, send)
-            return
+            return _json(404, "Not Found")
         if scope["path"] not in PAGE_FILES:
             header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
             if not authorized(header, self.token):
                 log.warning("admin: refused %s %s without the admin token",
                             scope["method"], scope["path"])
-                response = _json(401, UNAUTHORIZED_MESSAGE,
-                                 {**Unauthorized.headers, "Cache-Control": "no-store"})
-                await response(scope, receive, send)
-                return
-
-        async def no_store(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["Cache-Control"] = "no-store"
-            await send(message)
-
-        await self.app(scope, receive, no_store)
+                return _json(401, UNAUTHORIZED_MESSAGE,
+                             {**Unauthorized.headers, "Cache-Control": "no-store"})
+        return None
 
 
 def require_admin(

@@ -20,9 +20,9 @@ from .cors import Cors
 from .db import close_database
 from .errors import ClientError, DatabaseUnavailable
 from .live import Live
-from .live.stream import StreamLane
+from .live.stream import lane as stream_lane
 from .live.stream import router as stream_router
-from .middleware import BodyLimit, BookingLog, InternalError, RequestId
+from .middleware import Front
 from .notify import relay
 from .notify.routes import router as calendar_router
 from .routes import router
@@ -74,16 +74,13 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     app.include_router(calendar_router)
     app.include_router(web_router)
     # The rep's side: left out of /openapi.json while SCHEDULER_ADMIN_TOKEN is unset,
-    # when every /admin path answers 404 (AdminGate).
+    # when every /admin path answers 404 (AdminGate, asked by Front).
     app.include_router(admin_router, include_in_schema=settings.admin_token is not None)
     app.include_router(admin_pages)
-    app.add_middleware(InternalError)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(BookingLog)
-    # Before the body limit and the handlers read anything: 404 or 401 first.
-    app.add_middleware(AdminGate, token=settings.admin_token)
-    app.add_middleware(StreamLane)  # the live stream, past the rest (scheduler_app/live/stream.py)
-    app.add_middleware(RequestId)  # outermost of ours: every response and log line has it
+    # Request id, stream lane, admin gate, body limit, JSON 500, booking log line:
+    # one layer (scheduler_app/middleware.py).
+    app.add_middleware(Front, max_bytes=settings.max_body_bytes,
+                       admin=AdminGate(settings.admin_token), stream=stream_lane)
     if settings.cors_origins:
         # Outermost, so that every response (413 included) carries the headers.
         app.add_middleware(Cors, origins=settings.cors_origins)

@@ -6,8 +6,8 @@ them, the booking's ``slot_id``/``outcome``/``status``/``duration_ms``/``email``
 (masked) and the access log's ``client``/``method``/``path``/``status``.
 
 The request id of the request being served lives in a context variable, set by
-the ``RequestId`` middleware; a filter copies it onto every record, so the
-app's lines and uvicorn's access and error lines all carry it.
+``middleware.Front``; a filter copies it onto every record, so the app's lines
+and uvicorn's access and error lines all carry it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from typing import Any
 #: The X-Request-ID of the request this code runs for; None outside requests.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-# Attributes the app passes as ``extra`` (BookingLog) that the JSON lines keep.
+#: The request the booking log line covers (``middleware.Front`` writes it).
+BOOKING_METHOD, BOOKING_PATH = "POST", "/book"
+
+# Attributes the app passes as ``extra`` (the booking line) that the JSON lines keep.
 EXTRA_FIELDS = ("slot_id", "outcome", "status", "duration_ms", "email")
 
 

@@ -1,22 +1,37 @@
-"""Pure ASGI middleware: the request id, the request-body limit, the booking log
-line and the JSON 500.
+"""One pure ASGI middleware for every HTTP request: ``Front``.
+
+In one pass, outermost of the app's own layers (only ``cors.Cors`` is outside
+it), it:
+
+1. gives the request its id: its X-Request-ID when sane, else a new one, in the
+   ``logs.request_id`` context variable and in the response's X-Request-ID;
+2. sends GET /availability/stream down its own lane (``stream``), past the rest;
+3. lets the admin gate (``admin``) refuse an ``/admin`` request (404 or 401)
+   before anything reads its body, and marks every ``/admin`` answer no-store;
+4. refuses request bodies over ``max_bytes`` with 413, declared or streamed;
+5. answers an unexpected exception with a JSON 500 (so it carries the request id
+   and the CORS headers), then lets it go on so that the server logs it;
+6. writes one log line per POST /book (slot id, outcome, status, duration,
+   masked email).
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so that nothing is buffered and the
-context of the request reaches the handlers' threads unchanged.
+context of the request reaches the handlers' threads unchanged. One layer,
+not six: each wrapper cost a call and a ``send`` closure per message.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .logs import request_id
+from .logs import BOOKING_METHOD, BOOKING_PATH, request_id
 
 booking_log = logging.getLogger("scheduler_app.booking")
 
@@ -29,71 +44,110 @@ OUTCOMES = {
     503: "unavailable",
 }
 
+STREAM_PATH = "/availability/stream"
+ADMIN_PREFIX = "/admin"
 
 # What an incoming X-Request-ID may be: short, no spaces or quotes, nothing
 # that could break a log line. Anything else is replaced by a generated id.
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")
 
+_NO_STORE = (b"cache-control", b"no-store")
 
-class _Middleware:
-    """Pure ASGI middleware that handles the requests it ``applies`` to (HTTP ones
-    unless it says otherwise) and passes everything else through."""
+#: The admin gate: the refusal of an ``/admin`` request, or None to let it in.
+Gate = Callable[[Scope], Response | None]
 
-    def __init__(self, app: ASGIApp):
+
+def _new_request_id() -> str:
+    """32 random hex digits (the shape of a uuid4's hex, as nginx's $request_id)."""
+    return os.urandom(16).hex()
+
+
+def mask_email(email: str | None) -> str | None:
+    """``jane@example.com`` -> ``j***@example.com``: enough to correlate, not to read."""
+    if not email:
+        return None
+    local, at, domain = email.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def is_admin_path(path: str) -> bool:
+    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+
+
+class Front:
+    """The request id, the stream lane, the admin gate, the body limit, the JSON
+    500 and the booking log line, in that order, in one layer."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, admin: Gate | None = None,
+                 stream: ASGIApp | None = None):
         self.app = app
-
-    def applies(self, scope: Scope) -> bool:
-        return scope["type"] == "http"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.applies(scope):
-            await self.handle(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
-
-
-class RequestId(_Middleware):
-    """Give every request an id: its X-Request-ID when sane, else a new one.
-
-    The id goes into the ``request_id`` context variable, which the log filter
-    puts on every line logged for the request (by the app and by uvicorn), and
-    into the response's X-Request-ID header. The variable is not reset: each
-    request runs in its own task, with its own copy of the context, and
-    uvicorn's error log, which runs after this middleware has returned, still
-    needs it.
-    """
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        given = dict(scope["headers"]).get(b"x-request-id", b"")
-        rid = given.decode() if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-        request_id.set(rid)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode())]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
-class BodyLimit(_Middleware):
-    """Refuse request bodies over ``max_bytes`` with 413, declared or streamed."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int):
-        super().__init__(app)
         self.max_bytes = max_bytes
+        self.admin = admin
+        self.stream = stream
 
     def _too_large(self) -> str:
         return f"Request body too large: the limit is {self.max_bytes} bytes."
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await JSONResponse({"detail": self._too_large()}, status_code=413)(scope, receive, send)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
+        given = content_length = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given = value
+            elif name == b"content-length":
+                content_length = value
+        rid = given.decode() if given and _SANE_REQUEST_ID.fullmatch(given) else _new_request_id()
+        # Not reset: each request runs in its own task, with its own copy of the
+        # context, and uvicorn's error log, which runs after this returns, needs it.
+        request_id.set(rid)
+        path, method = scope["path"], scope["method"]
+        rid_header = (b"x-request-id", rid.encode())
+        app: ASGIApp = self.app
+        limited = True
+        no_store = False
+        if path == STREAM_PATH and method in ("GET", "HEAD") and self.stream is not None:
+            app, limited = self.stream, False
+        elif self.admin is not None and is_admin_path(path):
+            refusal = self.admin(scope)
+            if refusal is not None:
+                await refusal(scope, receive, _with_header(send, rid_header))
+                return
+            no_store = True
+        booking = path == BOOKING_PATH and method == BOOKING_METHOD
+        started_at = time.perf_counter() if booking else 0.0
+        status = 0  # 0: no response started
+
+        async def send_on(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = message.get("headers") or []
+                if no_store:
+                    headers = _no_store(headers)
+                message["headers"] = [*headers, rid_header]
+            await send(message)
+
+        try:
+            if limited and content_length is not None and (
+                    not content_length.isdigit() or int(content_length) > self.max_bytes):
+                await JSONResponse({"detail": self._too_large()}, status_code=413)(
+                    scope, receive, send_on)
+                return
+            await app(scope, self._limited(receive) if limited else receive, send_on)
+        except Exception:
+            if not status:
+                response = JSONResponse({"detail": "Internal server error."}, status_code=500)
+                await response(scope, receive, send_on)
+            raise
+        finally:
+            if booking:
+                _log_booking(scope, status or 500, started_at)
+
+    def _limited(self, receive: Receive) -> Receive:
         received = 0
 
         async def limited() -> Message:
@@ -107,83 +161,45 @@ class BodyLimit(_Middleware):
                     raise HTTPException(413, self._too_large())
             return message
 
-        await self.app(scope, limited, send)
+        return limited
 
 
-class InternalError(_Middleware):
-    """Answer an unexpected exception with a JSON 500, then let it go on.
+def _with_header(send: Send, header: tuple[bytes, bytes]) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), header]
+        await send(message)
 
-    Starlette answers such an exception outside every middleware, so its 500
-    would carry neither the request id nor the CORS headers, and a browser page
-    could not read it. Here the answer goes through them like any other; the
-    exception is raised again so that the server logs its traceback (Starlette
-    sends nothing more once a response has started).
-    """
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def watch(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception:
-            if not started:
-                response = JSONResponse({"detail": "Internal server error."}, status_code=500)
-                await response(scope, receive, send)
-            raise
+    return sending
 
 
-def mask_email(email: str | None) -> str | None:
-    """``jane@example.com`` -> ``j***@example.com``: enough to correlate, not to read."""
-    if not email:
-        return None
-    local, at, domain = email.rpartition("@")
-    if not at:
-        return "***"
-    return f"{local[:1]}***@{domain}"
+def _no_store(headers) -> list:
+    """``headers`` with ``Cache-Control: no-store`` in place of the first Cache-Control
+    and without the others, or added last (as Starlette's ``MutableHeaders`` sets it)."""
+    kept, placed = [], False
+    for name, value in headers:
+        if name == b"cache-control":
+            if not placed:
+                kept.append(_NO_STORE)
+                placed = True
+            continue
+        kept.append((name, value))
+    if not placed:
+        kept.append(_NO_STORE)
+    return kept
 
 
-class BookingLog(_Middleware):
-    """One log line per POST /book: slot id, outcome, status, duration, masked email.
-
-    The handler leaves what it parsed in ``request.state.booking`` as
-    ``(slot_id, email)``; a request refused before that (422, 413) logs without.
-    """
-
-    def __init__(self, app: ASGIApp, path: str = "/book"):
-        super().__init__(app)
-        self.path = path
-
-    def applies(self, scope: Scope) -> bool:
-        return scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "POST"
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        status = 500
-
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        finally:
-            slot_id, email = scope.get("state", {}).get("booking", (None, None))
-            extra = {
-                "slot_id": slot_id,
-                "outcome": OUTCOMES.get(status, "error"),
-                "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                "email": mask_email(email),
-            }
-            booking_log.info(
-                "booking slot=%s outcome=%s status=%s duration_ms=%s email=%s",
-                *(extra[k] for k in ("slot_id", "outcome", "status", "duration_ms", "email")),
-                extra=extra,
-            )
+def _log_booking(scope: Scope, status: int, started_at: float) -> None:
+    """The booking's one line. The handler leaves what it parsed in
+    ``request.state.booking`` as ``(slot_id, email)``; a request refused before
+    that (422, 413) logs without."""
+    slot_id, email = scope.get("state", {}).get("booking", (None, None))
+    outcome = OUTCOMES.get(status, "error")
+    duration = round((time.perf_counter() - started_at) * 1000, 1)
+    masked = mask_email(email)
+    booking_log.info(
+        "booking slot=%s outcome=%s status=%s duration_ms=%s email=%s",
+        slot_id, outcome, status, duration, masked,
+        extra={"slot_id": slot_id, "outcome": outcome, "status": status,
+               "duration_ms": duration, "email": masked},
+    )

@@ -38,11 +38,10 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ..availability import as_datetime
 from ..db import reading, session
-from ..middleware import InternalError
 from ..models import Change
 from .hub import Hub, slot_event, version_event
 
@@ -92,7 +91,7 @@ STREAM_EXAMPLE = (
 
 
 async def serve_stream(request: Request) -> Response:
-    """GET /availability/stream, served by ``StreamLane`` ahead of the app's
+    """GET /availability/stream, served by ``lane`` ahead of the app's
     routing; the route below documents it in /docs (and serves it, if ever reached)."""
     start = _strict_version("Last-Event-ID", "header", request.headers.get("last-event-id"))
     if start is None:
@@ -111,38 +110,22 @@ async def serve_stream(request: Request) -> Response:
                    send_timeout=SEND_TIMEOUT_SECONDS)
 
 
-class StreamLane:
-    """ASGI middleware: GET /availability/stream goes straight to ``serve_stream``.
+async def lane(scope: Scope, receive: Receive, send: Send) -> None:
+    """GET /availability/stream, straight from ``middleware.Front``.
 
-    Everything between it and the endpoint (the other middleware, FastAPI's
-    exception and routing layers) would otherwise stay alive, frame by frame,
-    for as long as each stream is open: 43 KB of resident memory per open
-    stream with them, 34 KB without (a thousand streams, one worker). Installed
-    inside RequestId and Cors, so that streams still have their request id and
-    CORS headers; its own refusals (422, 503) are JSON like every other answer.
+    Everything between Front and the endpoint (FastAPI's exception and routing
+    layers) would otherwise stay alive, frame by frame, for as long as each
+    stream is open: 43 KB of resident memory per open stream with them, 34 KB
+    without (a thousand streams, one worker). Front still gives streams their
+    request id (and Cors their CORS headers) and answers a bug with a JSON 500;
+    the lane's own refusals (422, 503) are JSON like every other answer.
     """
-
-    PATH = "/availability/stream"
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-        self.lane = InternalError(self._serve)  # a bug still answers a JSON 500
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == self.PATH and scope["method"] in (
-                "GET", "HEAD"):
-            await self.lane(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
-
-    @staticmethod
-    async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        try:
-            response = await serve_stream(request)
-        except RequestValidationError as exc:
-            response = await request_validation_exception_handler(request, exc)
-        await response(scope, receive, send)
+    request = Request(scope, receive)
+    try:
+        response = await serve_stream(request)
+    except RequestValidationError as exc:
+        response = await request_validation_exception_handler(request, exc)
+    await response(scope, receive, send)
 
 
 @router.get(
@@ -169,7 +152,7 @@ async def availability_stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID",
                                                 include_in_schema=False)] = None,
 ) -> Response:
-    """The documentation of ``serve_stream`` (``StreamLane`` answers first)."""
+    """The documentation of ``serve_stream`` (``lane`` answers first)."""
     return await serve_stream(request)
 
 
