@@ -8,6 +8,10 @@ them, the booking's ``slot_id``/``outcome``/``status``/``duration_ms``/``email``
 The request id of the request being served lives in a context variable, set by
 ``middleware.Front``; a filter copies it onto every record, so the app's lines
 and uvicorn's access and error lines all carry it.
+
+A POST /book has one line, the booking's own (``scheduler_app.booking``, with
+its status and request id): uvicorn's access line for it is dropped
+(``BookingAccessFilter``) rather than written beside it.
 """
 
 from __future__ import annotations
@@ -51,6 +55,17 @@ class SecretPathFilter(logging.Filter):
                 and len(record.args) == 5 and isinstance(record.args[2], str):
             path = _SECRET_PATH.sub("/calendar/***.ics", record.args[2])
             record.args = (*record.args[:2], path, *record.args[3:])
+        return True
+
+
+class BookingAccessFilter(logging.Filter):
+    """Drop uvicorn's access line of a POST /book: the booking's line stands for it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and args[1] == BOOKING_METHOD \
+                and isinstance(args[2], str) and args[2].partition("?")[0] == BOOKING_PATH:
+            return False
         return True
 
 
@@ -101,7 +116,8 @@ def log_config(fmt: str = "text") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": f"{__name__}.RequestIdFilter"},
-                    "secret_paths": {"()": f"{__name__}.SecretPathFilter"}},
+                    "secret_paths": {"()": f"{__name__}.SecretPathFilter"},
+                    "booking_access": {"()": f"{__name__}.BookingAccessFilter"}},
         "formatters": {"default": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
         "handlers": {
             "default": {
@@ -114,7 +130,8 @@ def log_config(fmt: str = "text") -> dict[str, Any]:
         "loggers": {
             "uvicorn": {"handlers": handler, "level": "INFO", "propagate": False},
             "uvicorn.error": {"level": "INFO"},
-            "uvicorn.access": {"handlers": handler, "level": "INFO", "propagate": False},
+            "uvicorn.access": {"handlers": handler, "level": "INFO", "propagate": False,
+                               "filters": ["booking_access"]},
             "scheduler_app": {"handlers": handler, "level": "INFO", "propagate": False},
         },
         "root": {"handlers": handler, "level": "WARNING"},

@@ -12,7 +12,7 @@ it), it:
 5. answers an unexpected exception with a JSON 500 (so it carries the request id
    and the CORS headers), then lets it go on so that the server logs it;
 6. writes one log line per POST /book (slot id, outcome, status, duration,
-   masked email).
+   masked email), which stands in for uvicorn's access line (``logs``).
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so that nothing is buffered and the
 context of the request reaches the handlers' threads unchanged. One layer,

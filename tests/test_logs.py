@@ -93,8 +93,9 @@ def test_json_logs_are_one_object_per_line_with_the_request_id(tmp_path):
     [booking] = [e for e in entries if e["logger"] == "scheduler_app.booking"]
     assert booking["request_id"] == "lead-42"
     assert (booking["slot_id"], booking["outcome"], booking["email"]) == (3, "booked", "l***@example.com")
-    [access] = [e for e in entries if e["logger"] == "uvicorn.access" and e["path"] == "/book"]
-    assert (access["request_id"], access["method"], access["status"]) == ("lead-42", "POST", 200)
+    # The booking's own line stands for uvicorn's access line of the same request.
+    assert not [e for e in entries if e["logger"] == "uvicorn.access" and e["path"] == "/book"]
+    assert (booking["request_id"], booking["status"]) == ("lead-42", 200)
     [ready_line] = [e for e in entries if e["logger"] == "uvicorn.access" and e["path"] == "/ready"]
     assert ready_line["request_id"] == ready["x-request-id"]
     assert any(e["logger"] == "uvicorn.error" and e["request_id"] is None for e in entries)
@@ -108,3 +109,13 @@ def test_text_logs_stay_human_readable_with_the_request_id(tmp_path):
         r"duration_ms=[\d.]+ email=l\*\*\*@example\.com request_id=lead-42$", booking
     ), booking
     assert not server.output.lstrip().startswith("{")
+
+
+def test_a_served_booking_logs_one_line_not_two(tmp_path):
+    server, _, ready = _served(tmp_path, None, workers=1)
+    lines = server.output.splitlines()
+    assert len([line for line in lines if line.endswith("request_id=lead-42")]) == 1
+    assert not [line for line in lines if '"POST /book ' in line]
+    # Every other request keeps uvicorn's access line.
+    assert [line for line in lines if '"GET /ready ' in line
+            and line.endswith(f"request_id={ready['x-request-id']}")]
