@@ -24,7 +24,8 @@ from .models import TimeSlot
 from .notify import outbox, relay
 from .seeding import build_seeder, seed_days
 from .server import MAX_DEFAULT_WORKERS, default_workers, make_config, serve
-from .settings import PORTS, SEED_DAYS, WORKERS, Settings, whole_number
+from .settings import PORTS, SEED_DAYS, WORKERS, Settings
+from .values import number
 from .startup import prepare_database, utc_now
 
 PROG = "scheduler-app"
@@ -160,7 +161,7 @@ def _reason(value: str) -> str:
 def _whole_number(low: int, high: int | None = None):
     def parse(value: str) -> int:
         try:
-            return whole_number(value, low, high)
+            return number(value, low, high)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -6,20 +6,19 @@ variable and what it accepts, so a bad value stops startup with one line.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import os
 import re
 from collections.abc import Mapping
 from datetime import time
 from functools import cached_property
-from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
 from .errors import ConfigError
+from .notify.settings import notification_settings
+from .values import choice, env_number
 
 DEFAULT_DATABASE_URL = "sqlite:///scheduler.db"
 DEFAULT_SEEDER = "next-business-day"
@@ -87,51 +86,51 @@ class Settings:
             holidays=_holidays(get("SCHEDULER_HOLIDAYS", "US")),
             day_start=_clock_time("SCHEDULER_DAY_START", get("SCHEDULER_DAY_START", "09:00")),
             day_end=_clock_time("SCHEDULER_DAY_END", get("SCHEDULER_DAY_END", "17:00")),
-            slot_minutes=_int_in_range(
+            slot_minutes=env_number(
                 "SCHEDULER_SLOT_MINUTES", get("SCHEDULER_SLOT_MINUTES", "30"), 5, 480
             ),
             seeder=get("SCHEDULER_SEEDER", DEFAULT_SEEDER) or DEFAULT_SEEDER,
-            seed_days=_int_in_range(
+            seed_days=env_number(
                 "SCHEDULER_SEED_DAYS", get("SCHEDULER_SEED_DAYS", "1"), *SEED_DAYS
             ),
             cors_origins=_origins(get("SCHEDULER_CORS_ORIGINS", "")),
             host=get("SCHEDULER_HOST", "127.0.0.1") or "127.0.0.1",
-            port=_int_in_range("SCHEDULER_PORT", get("SCHEDULER_PORT", "8000"), *PORTS),
+            port=env_number("SCHEDULER_PORT", get("SCHEDULER_PORT", "8000"), *PORTS),
             workers=(
-                _int_in_range("SCHEDULER_WORKERS", workers, *WORKERS)
+                env_number("SCHEDULER_WORKERS", workers, *WORKERS)
                 if (workers := get("SCHEDULER_WORKERS", ""))
                 else None
             ),
-            log_format=_choice("SCHEDULER_LOG_FORMAT", get("SCHEDULER_LOG_FORMAT", "text"),
+            log_format=choice("SCHEDULER_LOG_FORMAT", get("SCHEDULER_LOG_FORMAT", "text"),
                                ("text", "json")),
-            db_wait_seconds=_int_in_range(
+            db_wait_seconds=env_number(
                 "SCHEDULER_DB_WAIT_SECONDS", get("SCHEDULER_DB_WAIT_SECONDS", "30"), 0, 3600
             ),
-            max_body_bytes=_int_in_range(
+            max_body_bytes=env_number(
                 "SCHEDULER_MAX_BODY_BYTES", get("SCHEDULER_MAX_BODY_BYTES", "16384"), 256, 1 << 20
             ),
             public_url=_public_url(get("SCHEDULER_PUBLIC_URL", "")),
-            hold_seconds=_int_in_range(
+            hold_seconds=env_number(
                 "SCHEDULER_HOLD_SECONDS", get("SCHEDULER_HOLD_SECONDS", "300"), *HOLD_SECONDS
             ),
-            max_upcoming_per_email=_int_in_range(
+            max_upcoming_per_email=env_number(
                 "SCHEDULER_MAX_UPCOMING_PER_EMAIL", get("SCHEDULER_MAX_UPCOMING_PER_EMAIL", "0"),
                 0, 1000,
             ),
-            min_notice_minutes=_int_in_range(
+            min_notice_minutes=env_number(
                 "SCHEDULER_MIN_NOTICE_MINUTES", get("SCHEDULER_MIN_NOTICE_MINUTES", "0"),
                 0, 60 * 24 * 90,
             ),
-            max_bookings_per_day=_int_in_range(
+            max_bookings_per_day=env_number(
                 "SCHEDULER_MAX_BOOKINGS_PER_DAY", get("SCHEDULER_MAX_BOOKINGS_PER_DAY", "0"),
                 0, 1000,
             ),
             admin_token=_admin_token(get("SCHEDULER_ADMIN_TOKEN", "")),
-            stream_max_subscribers=_int_in_range(
+            stream_max_subscribers=env_number(
                 "SCHEDULER_STREAM_MAX_SUBSCRIBERS", get("SCHEDULER_STREAM_MAX_SUBSCRIBERS", "1000"),
                 1, 100_000,
             ),
-            **_notification_settings(get),
+            **notification_settings(get),
         )
         if settings.day_start >= settings.day_end:
             raise ConfigError(
@@ -225,40 +224,11 @@ def _origins(value: str) -> tuple[str, ...]:
     return origins
 
 
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    if value.lower() not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
-    return value.lower()
-
-
 def _clock_time(name: str, value: str) -> time:
     match = _TIME.match(value)
     if not match:
         raise ConfigError(f"{name} must be a time of day as HH:MM, e.g. 09:00 (got {value!r})")
     return time(int(match[1]), int(match[2]))
-
-
-def whole_number(value: str, low: int, high: int | None = None) -> int:
-    """``value`` as a whole number from ``low`` to ``high`` (None: no upper bound).
-
-    Raises ``ValueError`` saying what is expected; the environment and the
-    command line both parse numbers with it.
-    """
-    try:
-        number = int(value)
-    except ValueError:
-        number = None
-    if number is None or number < low or (high is not None and number > high):
-        span = f"of at least {low}" if high is None else f"from {low} to {high}"
-        raise ValueError(f"must be a whole number {span} (got {value!r})")
-    return number
-
-
-def _int_in_range(name: str, value: str, low: int, high: int) -> int:
-    try:
-        return whole_number(value, low, high)
-    except ValueError as exc:
-        raise ConfigError(f"{name} {exc}") from None
 
 
 ADMIN_TOKEN_MIN_CHARS = 32
@@ -275,141 +245,3 @@ def _admin_token(value: str) -> str | None:
             "not; it is not shown)"
         )
     return value
-
-
-# -- notifications -------------------------------------------------------------
-
-_ADDRESS = re.compile(r"^[^@\s<>\"(),;:]+@[^@\s<>\"(),;:]+\.[^@\s<>\"(),;:]+$")
-WEBHOOK_SECRET_PREFIX = "whsec_"
-WEBHOOK_SECRET_MIN_BYTES = 24
-CALENDAR_SECRET_MIN_CHARS = 32
-
-
-def _notification_settings(read) -> dict:
-    """The SCHEDULER_SMTP_*/MAIL_*/WEBHOOK_*/CALENDAR_*/RELAY_* settings, checked together.
-    An empty value is the default, as in deploy/env.example."""
-
-    def get(name: str, default: str) -> str:
-        return read(name, default) or default
-
-    smtp_url = _smtp_url(get("SCHEDULER_SMTP_URL", ""))
-    mail_from = _address("SCHEDULER_MAIL_FROM", get("SCHEDULER_MAIL_FROM", ""))
-    if smtp_url and not mail_from:
-        raise ConfigError("SCHEDULER_MAIL_FROM is required with SCHEDULER_SMTP_URL "
-                          "(the sender address, e.g. bookings@example.com)")
-    webhook_url = _http_url("SCHEDULER_WEBHOOK_URL", get("SCHEDULER_WEBHOOK_URL", ""))
-    webhook_secret = _webhook_secret(get("SCHEDULER_WEBHOOK_SECRET", ""))
-    if webhook_url and not webhook_secret:
-        raise ConfigError("SCHEDULER_WEBHOOK_SECRET is required with SCHEDULER_WEBHOOK_URL "
-                          "(whsec_ followed by at least 24 bytes in base64)")
-    title = get("SCHEDULER_MEETING_TITLE", "") or "Meeting"
-    if len(title) > 200 or any(ord(c) < 32 for c in title):
-        raise ConfigError("SCHEDULER_MEETING_TITLE must be one line of at most 200 characters")
-    return {
-        "smtp_url": smtp_url,
-        "mail_from": mail_from,
-        "rep_email": _address("SCHEDULER_REP_EMAIL", get("SCHEDULER_REP_EMAIL", "")),
-        "meeting_title": title,
-        "webhook_url": webhook_url,
-        "webhook_secret": webhook_secret,
-        "calendar_secret": _calendar_secret(get("SCHEDULER_CALENDAR_SECRET", "")),
-        "relay_in_serve": _choice("SCHEDULER_RELAY", get("SCHEDULER_RELAY", "on"),
-                                  ("on", "off")) == "on",
-        "relay_poll_seconds": _number_in_range(
-            "SCHEDULER_RELAY_POLL_SECONDS", get("SCHEDULER_RELAY_POLL_SECONDS", "1"), 0.05, 60),
-        "relay_lease_seconds": _number_in_range(
-            "SCHEDULER_RELAY_LEASE_SECONDS", get("SCHEDULER_RELAY_LEASE_SECONDS", "120"), 1, 3600),
-        "relay_retry_scale": _number_in_range(
-            "SCHEDULER_RELAY_RETRY_SCALE", get("SCHEDULER_RELAY_RETRY_SCALE", "1"), 0.0001, 100),
-    }
-
-
-def _smtp_url(value: str) -> str | None:
-    """SCHEDULER_SMTP_URL: smtp://[user:pass@]host[:port][?starttls=0] or smtps://..."""
-    if not value:
-        return None
-    problem = None
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-        query = parse_qs(parts.query, keep_blank_values=True)
-    except ValueError as exc:
-        problem = str(exc)
-    else:
-        if parts.scheme not in ("smtp", "smtps"):
-            problem = f"scheme {parts.scheme!r}"
-        elif not parts.hostname:
-            problem = "no host"
-        elif parts.path not in ("", "/") or parts.fragment:
-            problem = "a path or fragment"
-        elif set(query) - {"starttls"} or query.get("starttls", ["1"]) not in (["0"], ["1"]):
-            problem = "a query other than ?starttls=0"
-        elif parts.scheme == "smtps" and query.get("starttls") == ["0"]:
-            problem = "smtps:// with starttls=0 (smtps is TLS from the start)"
-        elif port == 0:
-            problem = "port 0"
-    if problem:
-        raise ConfigError(
-            "SCHEDULER_SMTP_URL must be smtp://user:pass@host:587 (STARTTLS), "
-            f"smtps://user:pass@host:465, or smtp://host:25?starttls=0 for a local relay "
-            f"(got {problem})"
-        )
-    return value
-
-
-def _address(name: str, value: str) -> str | None:
-    if not value:
-        return None
-    if not _ADDRESS.match(value) or len(value) > 254:
-        raise ConfigError(f"{name} must be an email address such as bookings@example.com "
-                          f"(got {value!r})")
-    return value
-
-
-def _http_url(name: str, value: str) -> str | None:
-    if not value:
-        return None
-    if not re.match(r"^https?://[^/\s?#]+(/[^\s#]*)?$", value):
-        raise ConfigError(f"{name} must be an http(s) URL such as https://crm.example.com/hooks "
-                          "(got a value that is not)")  # it may hold a secret: not echoed
-    return value
-
-
-def _webhook_secret(value: str) -> str | None:
-    """``whsec_`` + base64 of at least 24 bytes (Standard Webhooks)."""
-    if not value:
-        return None
-    key = value[len(WEBHOOK_SECRET_PREFIX):] if value.startswith(WEBHOOK_SECRET_PREFIX) else None
-    try:
-        decoded = base64.b64decode(key + "=" * (-len(key) % 4), validate=True) if key else b""
-    except (binascii.Error, ValueError):
-        decoded = b""
-    if len(decoded) < WEBHOOK_SECRET_MIN_BYTES:
-        raise ConfigError(
-            f"SCHEDULER_WEBHOOK_SECRET must be {WEBHOOK_SECRET_PREFIX} followed by the base64 "
-            f"of at least {WEBHOOK_SECRET_MIN_BYTES} random bytes, e.g. "
-            "whsec_$(openssl rand -base64 32) (the value given is not; it is not shown)"
-        )
-    return value
-
-
-def _calendar_secret(value: str) -> str | None:
-    if not value:
-        return None
-    if len(value) < CALENDAR_SECRET_MIN_CHARS or not re.fullmatch(r"[A-Za-z0-9_-]+", value):
-        raise ConfigError(
-            f"SCHEDULER_CALENDAR_SECRET must be at least {CALENDAR_SECRET_MIN_CHARS} letters, "
-            "digits, _ or -, e.g. $(openssl rand -hex 32) (the value given is not; "
-            "it is not shown)"
-        )
-    return value
-
-
-def _number_in_range(name: str, value: str, low: float, high: float) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = None
-    if number is None or not low <= number <= high:
-        raise ConfigError(f"{name} must be a number from {low:g} to {high:g} (got {value!r})")
-    return number
