@@ -15,6 +15,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
+from holidays.registry import EntityLoader
 
 from .errors import ConfigError
 from .notify.settings import notification_settings
@@ -178,7 +179,9 @@ def _holidays(value: str) -> str:
     if not value:
         return ""
     country, _, subdiv = value.partition("-")
-    supported = holidays.list_supported_countries()
+    # The registry's codes only: holidays.list_supported_countries() would import
+    # every country's module (about 7 MB resident in each worker) to list them.
+    supported = set(EntityLoader.get_country_codes())
     if country.upper() not in supported:
         raise ConfigError(
             f"SCHEDULER_HOLIDAYS must be empty, a country code such as US, or country-subdivision "
@@ -186,11 +189,12 @@ def _holidays(value: str) -> str:
         )
     country = country.upper()
     if subdiv:
-        known = {s.upper(): s for s in supported[country]}
+        subdivisions = getattr(holidays, country).subdivisions  # this country's module only
+        known = {s.upper(): s for s in subdivisions}
         if subdiv.upper() not in known:
             raise ConfigError(
                 f"SCHEDULER_HOLIDAYS: {country} has no subdivision {subdiv!r} "
-                f"(known: {', '.join(sorted(supported[country]))})"
+                f"(known: {', '.join(sorted(subdivisions))})"
             )
         return f"{country}-{known[subdiv.upper()]}"
     return country

@@ -36,7 +36,7 @@ from ..db import database, session, writing
 from ..errors import DatabaseUnavailable
 from ..models import OutboxMessage, to_db_time
 from ..settings import Settings
-from . import DeliveryError, EndpointGone, PermanentError, mail, webhooks
+from . import DeliveryError, EndpointGone, PermanentError
 from .outbox import DEAD, PENDING, SENT, WEBHOOK_GONE
 
 log = logging.getLogger("scheduler_app.relay")
@@ -167,12 +167,21 @@ def _disable_webhook(held: Claim, error: str) -> int:
 
 
 def send(held: Claim, settings: Settings) -> None:
-    """Deliver the claimed message through its channel; raise on failure."""
+    """Deliver the claimed message through its channel; raise on failure.
+
+    The channels (and their libraries: smtplib and ssl, icalendar,
+    standardwebhooks) are imported by the first message that needs them, so
+    that a worker with nothing to send never holds them in memory.
+    """
     if held.channel == "email":
         if not settings.smtp_url:
             raise DeliveryError("SCHEDULER_SMTP_URL is not set")
+        from . import mail
+
         mail.send(mail.compose(held.id, held.recipient, held.payload, settings), settings)
     elif held.channel == "webhook":
+        from . import webhooks
+
         webhooks.send(held.id, held.payload, settings)
     else:
         raise PermanentError(f"unknown channel {held.channel!r}")

@@ -24,7 +24,6 @@ from .. import booking
 from ..db import reading, session
 from ..models import Booking, TimeSlot, to_db_time
 from ..routes import NO_STORE, UNAUTHORIZED, UNAVAILABLE, UNKNOWN_BOOKING, Bearer
-from . import invitations
 from .outbox import snapshot
 
 router = APIRouter(tags=["calendar"])
@@ -92,6 +91,8 @@ def calendar_feed(secret: str, request: Request,
     given, expected = secret.encode(), (configured or "\0").encode()
     if not hmac.compare_digest(given, expected) or configured is None:
         raise HTTPException(status_code=404, detail="Not Found")
+    from . import invitations  # icalendar: only where a calendar is rendered
+
     body = invitations.feed(feed_bookings(state.settings, state.clock()),
                             state.settings.meeting_title)
     etag = _etag(body)
@@ -122,6 +123,8 @@ def booking_invite(reference: str, token: Bearer, request: Request) -> Response:
     slot = (view.slot.id, view.slot.start_time, view.slot.end_time)
     snap = snapshot(view.booking, slot, settings, "download", view.booking.updated_at)
     filename = f"{view.booking.reference}.ics"
+    from . import invitations
+
     return Response(invitations.download(snap), media_type=f"{CALENDAR}; method=PUBLISH",
                     headers={**NO_STORE,
                              "Content-Disposition": f'attachment; filename="{filename}"'})
