@@ -16,6 +16,7 @@ from . import __version__
 from .admin import AdminGate
 from .admin import pages as admin_pages
 from .admin import router as admin_router
+from .book_lane import BookLane
 from .cors import Cors
 from .db import close_database
 from .errors import ClientError, DatabaseUnavailable
@@ -77,10 +78,10 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     # when every /admin path answers 404 (AdminGate, asked by Front).
     app.include_router(admin_router, include_in_schema=settings.admin_token is not None)
     app.include_router(admin_pages)
-    # Request id, stream lane, admin gate, body limit, JSON 500, booking log line:
-    # one layer (scheduler_app/middleware.py).
+    # Request id, the stream's and the booking's lanes, admin gate, body limit,
+    # JSON 500, booking log line: one layer (scheduler_app/middleware.py).
     app.add_middleware(Front, max_bytes=settings.max_body_bytes,
-                       admin=AdminGate(settings.admin_token), stream=stream_lane)
+                       admin=AdminGate(settings.admin_token), stream=stream_lane, book=BookLane)
     if settings.cors_origins:
         # Outermost, so that every response (413 included) carries the headers.
         app.add_middleware(Cors, origins=settings.cors_origins)

@@ -10,6 +10,7 @@ stored answer of a first request is replayed.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -139,8 +140,24 @@ Bearer = Annotated[str, Depends(bearer_token)]
 
 
 def _public_base(request: Request) -> str:
+    """SCHEDULER_PUBLIC_URL, else the request's own base URL (Starlette's
+    ``request.base_url``, worked out once per scheme, host and root path)."""
     configured = request.app.state.settings.public_url
-    return configured or str(request.base_url).rstrip("/")
+    if configured:
+        return configured
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    server = scope.get("server")
+    return _base_url(scope.get("scheme", "http"), host, tuple(server) if server else None,
+                     scope.get("app_root_path", scope.get("root_path", "")))
+
+
+@functools.lru_cache(maxsize=64)
+def _base_url(scheme: str, host: bytes | None, server: tuple | None, root_path: str) -> str:
+    scope = {"type": "http", "scheme": scheme, "server": server, "path": "/",
+             "root_path": root_path, "query_string": b"",
+             "headers": [] if host is None else [(b"host", host)]}
+    return str(Request(scope).base_url).rstrip("/")
 
 
 def _answer(answer: Answer) -> Response:
