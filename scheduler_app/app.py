@@ -20,6 +20,7 @@ from .book_lane import BookLane
 from .cors import Cors
 from .db import close_database
 from .errors import ClientError, DatabaseUnavailable
+from .health_routes import router as health_router
 from .live import Live
 from .live.stream import lane as stream_lane
 from .live.stream import router as stream_router
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     app.state.live = live = Live(settings, clock)
     app.include_router(stream_router)  # before /availability's router: the more specific path
     app.include_router(router)
+    app.include_router(health_router)
     app.include_router(calendar_router)
     app.include_router(web_router)
     # The rep's side: left out of /openapi.json while SCHEDULER_ADMIN_TOKEN is unset,

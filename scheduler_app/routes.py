@@ -15,19 +15,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from . import booking, health, idempotency
+from . import booking, idempotency
 from .booking import Answer, Details, IdempotencyKey
-from .errors import DatabaseUnavailable, Unauthorized
+from .errors import Unauthorized
+from .route_docs import (
+    BOOKING_EXAMPLE,
+    IDEMPOTENCY_REUSED,
+    JSON,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    UNKNOWN_BOOKING,
+    error_doc,
+)
 from .schemas import (
     SLOT_EXAMPLE,
     BookingDetailsOut,
     BookingOut,
     BookingRequest,
     CancelRequest,
-    ErrorOut,
     HoldOut,
     HoldRequest,
     Limit,
@@ -44,17 +51,6 @@ from .schemas import (
 
 router = APIRouter()
 
-JSON = "application/json"
-
-
-def _error(description: str, example: str) -> dict:
-    return {
-        "model": ErrorOut,
-        "description": description,
-        "content": {JSON: {"example": {"detail": example}}},
-    }
-
-
 @router.get(
     "/availability",
     summary="List the free slots",
@@ -70,7 +66,7 @@ def _error(description: str, example: str) -> dict:
                                  "schema": {"type": "string"}}},
         },
         304: {"description": "Unchanged since the `If-None-Match` ETag (no body)."},
-        503: _error("The database is unavailable.", "The database is unavailable: ..."),
+        503: error_doc("The database is unavailable.", "The database is unavailable: ..."),
     },
 )
 async def list_availability(
@@ -86,37 +82,6 @@ async def list_availability(
 
 
 NO_STORE = {"Cache-Control": "no-store"}
-
-BOOKING_EXAMPLE = {
-    "reference": "7K3QX9M2",
-    "status": "confirmed",
-    "slot": {**SLOT_EXAMPLE, "is_booked": True, "booked_by_email": "lead@example.com"},
-    "email": "lead@example.com",
-    "name": "Jane Lead",
-    "notes": "About the enterprise plan",
-    "created_at": "2026-11-20T10:00:00-05:00",
-    "cancelled_at": None,
-}
-IDEMPOTENCY_REUSED = {
-    "description": "Bad input (FastAPI's standard body), or an Idempotency-Key used before "
-    "for another request (`detail`: This Idempotency-Key was used for another request; ...).",
-    "content": {JSON: {
-        "schema": {"anyOf": [{"$ref": "#/components/schemas/HTTPValidationError"},
-                             {"$ref": "#/components/schemas/ErrorOut"}]},
-        "examples": {
-            "bad input": {"value": {"detail": [{
-                "type": "missing", "loc": ["body", "slot_id"], "msg": "Field required",
-                "input": {}}]}},
-            "key reused": {"value": {"detail": "This Idempotency-Key was used for another "
-                                     "request; send a new key for a new request."}},
-        },
-    }},
-}
-UNAVAILABLE = _error("The database is unavailable.", "The database is unavailable: ...")
-UNAUTHORIZED = _error("No `Authorization: Bearer` token.",
-                      "This needs an Authorization: Bearer token.")
-UNKNOWN_BOOKING = _error("No booking has this reference and token (the same answer for both).",
-                         "No booking has this reference and token.")
 
 IdempotencyHeader = Annotated[
     str | None,
@@ -211,13 +176,13 @@ async def _change(request: Request, change, render, header: str | None, body,
                 }
             },
         },
-        404: _error("No slot has this id.", "Slot 42 does not exist."),
-        409: _error(
+        404: error_doc("No slot has this id.", "Slot 42 does not exist."),
+        409: error_doc(
             "The slot is already booked, held by another visitor, or has already started; "
             "or the lead has reached their limit of upcoming bookings.",
             "Slot 1 is already booked.",
         ),
-        413: _error("The body is over the size limit.", "Request body too large: ..."),
+        413: error_doc("The body is over the size limit.", "Request body too large: ..."),
         422: IDEMPOTENCY_REUSED,
         503: UNAVAILABLE,
     },
@@ -257,8 +222,8 @@ async def book(body: BookingRequest, request: Request, key: IdempotencyHeader = 
               "content": {JSON: {"example": {
                   "hold_id": 1, "hold_token": "…", "slot": SLOT_EXAMPLE,
                   "expires_at": "2026-11-20T10:05:00-05:00"}}}},
-        404: _error("No slot has this id.", "Slot 42 does not exist."),
-        409: _error("The slot is booked, held or has started.",
+        404: error_doc("No slot has this id.", "Slot 42 does not exist."),
+        409: error_doc("The slot is booked, held or has started.",
                     "Slot 1 is held by another visitor for a few minutes."),
         422: IDEMPOTENCY_REUSED,
         503: UNAVAILABLE,
@@ -287,7 +252,7 @@ async def place_hold(body: HoldRequest, request: Request,
     responses={
         204: {"description": "Released; the slot is free again."},
         401: UNAUTHORIZED,
-        404: _error("No live hold has this id and token.", "No live hold has this id and token."),
+        404: error_doc("No live hold has this id and token.", "No live hold has this id and token."),
         503: UNAVAILABLE,
     },
 )
@@ -329,7 +294,7 @@ def booking_details(reference: str, token: Bearer, request: Request) -> Response
               "content": {JSON: {"example": {**BOOKING_EXAMPLE, "status": "cancelled"}}}},
         401: UNAUTHORIZED,
         404: UNKNOWN_BOOKING,
-        409: _error("The meeting has already started.",
+        409: error_doc("The meeting has already started.",
                     "This meeting has already started and can no longer be cancelled."),
         503: UNAVAILABLE,
     },
@@ -353,9 +318,9 @@ async def cancel_booking(reference: str, token: Bearer, request: Request,
                                               "start_time": "2026-11-23T09:30:00-05:00",
                                               "end_time": "2026-11-23T10:00:00-05:00"}}}}},
         401: UNAUTHORIZED,
-        404: _error("No booking has this reference and token, or no slot has this id.",
+        404: error_doc("No booking has this reference and token, or no slot has this id.",
                     "Slot 42 does not exist."),
-        409: _error("The new slot is booked, held or started; or the booking is cancelled "
+        409: error_doc("The new slot is booked, held or started; or the booking is cancelled "
                     "or its meeting has started.", "Slot 2 is already booked."),
         422: IDEMPOTENCY_REUSED,
         503: UNAVAILABLE,
@@ -368,34 +333,3 @@ async def reschedule_booking(reference: str, body: RescheduleRequest, token: Bea
         lambda tx: booking.reschedule(tx, reference, token, body.slot_id, body.hold_token),
         _booking_answer(request), key, body, token,
     )
-
-
-@router.get(
-    "/health",
-    summary="Liveness: the process answers",
-    tags=["health"],
-    responses={200: {"content": {JSON: {"example": {"status": "ok"}}}}},
-)
-def liveness() -> dict:
-    return {"status": "ok"}
-
-
-@router.get(
-    "/ready",
-    summary="Readiness: the database answers and the table exists",
-    tags=["health"],
-    responses={
-        200: {
-            "content": {
-                JSON: {"example": {"status": "ready", "slots": {"total": 16, "booked": 1, "free": 15}}}
-            }
-        },
-        503: _error("Not ready; the detail says why.", "The time_slots table does not exist."),
-    },
-)
-def readiness(request: Request) -> JSONResponse:
-    try:
-        counts = health.slot_counts(request.app.state.clock())
-    except DatabaseUnavailable as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ready", "slots": counts})
