@@ -23,7 +23,8 @@ def number(value: str, low: float, high: float | None = None, *, whole: bool = T
         if whole:
             span = f"of at least {low}" if high is None else f"from {low} to {high}"
             raise ValueError(f"must be a whole number {span} (got {value!r})")
-        raise ValueError(f"must be a number from {low:g} to {high:g} (got {value!r})")
+        span = f"of at least {low:g}" if high is None else f"from {low:g} to {high:g}"
+        raise ValueError(f"must be a number {span} (got {value!r})")
     return parsed
 
 
