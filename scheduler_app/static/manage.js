@@ -14,14 +14,15 @@
  * token or the whole manage link, the token is put in the fragment with
  * history.replaceState (never in the query string) and the booking is loaded.
  *
- * No dependencies. Text from the API is only ever inserted as text, and there
+ * No dependencies but kit.js (the pages' shared helpers, loaded before this
+ * script). Text from the API is only ever inserted as text, and there
  * is no eval, inline script or inline style: the page runs under the same strict
  * Content-Security-Policy as /demo.
  */
 (function () {
   "use strict";
 
-  var TIMEOUT_MS = 15000;
+  var kit = window.SchedulerKit; // kit.js, loaded before this script
   // The service's own path (empty, or a prefix such as /leads): what comes before /manage/.
   var base = window.location.pathname.replace(/\/manage\/[^\/]*$/, "");
 
@@ -53,117 +54,48 @@
     moving: "Moving your meeting\u2026"
   };
 
-  var dayKey = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit" });
-  var dayLabel = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long" });
-  var dateLabel = new Intl.DateTimeFormat(undefined, {
-    weekday: "long", day: "numeric", month: "long", year: "numeric"
-  });
-  var timeLabel = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
-  var visitorZone = new Intl.DateTimeFormat().resolvedOptions().timeZone;
+  var formats = kit.formats(undefined); // in the lead's own time zone (the browser's)
+  var dayKey = formats.dayKey;
+  var dayLabel = formats.dayLabel;
+  var dateLabel = formats.dateLabel;
+  var timeLabel = formats.timeLabel;
+  var visitorZone = kit.visitorZone;
+  var el = kit.el;
+  var clear = kit.clear;
+  var range = kit.range;
+  var say = kit.say;
+  var detail = kit.detail;
 
   function $(id) { return document.getElementById(id); }
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  }
-
-  function range(format, start, end) {
-    return typeof format.formatRange === "function"
-      ? format.formatRange(start, end)
-      : format.format(start) + " \u2013 " + format.format(end);
-  }
 
   function when(slot) {
     var start = new Date(slot.start_time);
     return dayLabel.format(start) + ", " + timeLabel.format(start);
   }
 
-  /* The rep's time, in the zone the service names (SCHEDULER_TIMEZONE). */
-  function repClock(zone) {
-    var format = null;
-    try {
-      format = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone: zone || "UTC" });
-    } catch (e) {
-      zone = "UTC";
-      format = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone: "UTC" });
-    }
-    return {
-      name: (zone || "UTC").split("/").pop().replace(/_/g, " "),
-      range: function (slot) { return range(format, new Date(slot.start_time), new Date(slot.end_time)); },
-      time: function (slot) { return format.format(new Date(slot.start_time)); }
-    };
-  }
-
-  /* An Idempotency-Key: a random UUID (crypto.randomUUID needs a secure context). */
-  function newKey() {
-    var crypto = window.crypto;
-    if (crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
-    var bytes = new Uint8Array(16);
-    crypto.getRandomValues(bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    var hex = Array.prototype.map.call(bytes, function (b) { return (b + 0x100).toString(16).slice(1); }).join("");
-    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
-  }
-
-  /* fetch with a timeout; resolves {status, body} for any HTTP answer, rejects
-     when there is none (network down, timed out). */
+  /* kit.request to this service: resolves {status, body} for any HTTP answer,
+     rejects when there is none (network down, timed out). ``options``: token
+     (sent only as a Bearer header), key (Idempotency-Key), payload. */
   function request(method, path, options) {
     options = options || {};
-    var init = { method: method, credentials: "omit", cache: "no-store", headers: { Accept: "application/json" } };
-    if (options.token) init.headers.Authorization = "Bearer " + options.token;
-    if (options.key) init.headers["Idempotency-Key"] = options.key;
-    if (options.payload !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(options.payload);
-    }
-    var timer = null;
-    if (typeof AbortController === "function") {
-      var controller = new AbortController();
-      init.signal = controller.signal;
-      timer = setTimeout(function () { controller.abort(); }, TIMEOUT_MS);
-    }
-    return fetch(base + path, init).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (body) {
-        if (timer) clearTimeout(timer);
-        return { status: response.status, body: body };
-      });
-    }, function (error) {
-      if (timer) clearTimeout(timer);
-      throw error;
-    });
-  }
-
-  function detail(body, fallback) {
-    return body && typeof body.detail === "string" ? body.detail : fallback;
+    var sent = { key: options.key, payload: options.payload };
+    if (options.token) sent.headers = { Authorization: "Bearer " + options.token };
+    return kit.request(method, base + path, sent);
   }
 
   /* A 422's words: its detail, or the messages of FastAPI's list of errors. */
   function problem(body) {
-    var items = body && Array.isArray(body.detail) ? body.detail : [];
-    var text = items.map(function (item) { return String(item.msg || "").replace(/^Value error, /, ""); }).join(" ");
-    return text || detail(body, "The service could not accept this request.");
-  }
-
-  /* A 409 or 404 about the slot asked for ("Slot 4 is already booked."), not the booking. */
-  function aboutSlot(body) {
-    return /^Slot \d+ /.test(detail(body, ""));
+    return kit.problem(body, "The service could not accept this request.");
   }
 
   function failure(status) {
-    return status >= 500 ? MESSAGES.unavailable : MESSAGES.unreachable;
+    return kit.failure(status, MESSAGES);
   }
 
   var root = $("manage");
   if (!root) return;
-  var rep = repClock(root.getAttribute("data-rep-timezone"));
+  // The rep's time, in the zone the service names (SCHEDULER_TIMEZONE).
+  var rep = new kit.RepClock(kit.zoneOrUtc(root.getAttribute("data-rep-timezone") || "UTC"));
 
   var ui = {
     status: $("status"), retry: $("retry"),
@@ -192,14 +124,8 @@
     hold: null, // {slotId, slot, id, token}: this page's live hold
     holdPending: null, // the answer of a hold being placed
     holdSeq: 0,
-    attempt: null // {body, key}: the move last sent, while it may be retried
+    attempt: new kit.Attempt() // the move last sent, while it may be retried
   };
-
-  function say(node, text, tone) {
-    node.textContent = text || "";
-    node.classList.toggle("sw-status--error", tone === "error");
-    node.classList.toggle("sw-status--notice", tone === "notice");
-  }
 
   function setBusy(busy) {
     state.busy = busy;
@@ -372,7 +298,7 @@
     ui.booking.classList.toggle("sw-booking--cancelled", cancelled);
     ui.date.textContent = dateLabel.format(start);
     ui.time.textContent = range(timeLabel, start, end) + " your time (" + visitorZone.replace(/_/g, " ") + ")";
-    ui.rep.textContent = rep.range(slot) + " rep\u2019s time (" + rep.name + ")";
+    ui.rep.textContent = rep.range(slot.start_time, slot.end_time) + " rep\u2019s time (" + rep.name + ")";
     ui.email.textContent = booking.email;
     ui.name.textContent = booking.name || "";
     ui.nameRow.hidden = !booking.name;
@@ -416,13 +342,7 @@
   }
 
   function reasonError(message) {
-    ui.reasonError.textContent = message || "";
-    ui.reasonError.hidden = !message;
-    if (message) {
-      ui.reason.setAttribute("aria-invalid", "true");
-    } else {
-      ui.reason.removeAttribute("aria-invalid");
-    }
+    kit.fieldError(ui.reasonError, message, [ui.reason]);
   }
 
   function sendCancel() {
@@ -555,7 +475,7 @@
     button.type = "button";
     button.setAttribute("aria-pressed", state.selected && state.selected.id === slot.id ? "true" : "false");
     button.appendChild(el("span", "sw-time", timeLabel.format(start)));
-    var repTime = el("span", "sw-rep", rep.time(slot));
+    var repTime = el("span", "sw-rep", rep.time(slot.start_time));
     repTime.appendChild(el("span", "sw-visually-hidden", " rep\u2019s time"));
     button.appendChild(el("span", "sw-visually-hidden", " your time, "));
     button.appendChild(repTime);
@@ -631,14 +551,6 @@
     }
   }
 
-  /* The Idempotency-Key of a move: a new one for a new move, the same one
-     while the same move is retried after a network error or a 5xx. */
-  function attemptKey(payload) {
-    var body = JSON.stringify(payload);
-    if (!state.attempt || state.attempt.body !== body) state.attempt = { body: body, key: newKey() };
-    return state.attempt.key;
-  }
-
   function move() {
     if (state.busy || !state.selected) return;
     var slot = state.selected;
@@ -652,12 +564,12 @@
       if (state.selected !== slot) return; // just taken: the list is being loaded again
       var payload = { slot_id: slot.id };
       if (state.hold && state.hold.slotId === slot.id) payload.hold_token = state.hold.token;
-      var key = attemptKey(payload);
+      var key = state.attempt.keyFor(payload); // the same again when this move is retried
       request("POST", bookingPath() + "/reschedule", {
         token: state.token, key: key, payload: payload
       }).then(function (answer) {
         setBusy(false);
-        if (answer.status < 500) state.attempt = null;
+        state.attempt.answered(answer.status);
         moved(answer, slot);
       }, function () {
         setBusy(false);
@@ -674,7 +586,7 @@
       show(body);
       say(ui.status, MESSAGES.moved(when(body.slot)), "notice");
       ui.title.focus();
-    } else if ((answer.status === 409 || answer.status === 404) && aboutSlot(body)) {
+    } else if ((answer.status === 409 || answer.status === 404) && kit.aboutSlot(body)) {
       state.hold = null;
       releaseHold();
       select(null);

@@ -9,7 +9,9 @@
  * data-scheduler-timezone="America/New_York" names the rep's time zone
  * (otherwise the rep's time is read from the offsets the API sends).
  *
- * No dependencies. Text from the API is only ever inserted as text, and there
+ * No dependencies but kit.js and kit.css, the pages' shared helpers and
+ * controls, which the widget loads itself from its own origin, as it loads
+ * widget.css. Text from the API is only ever inserted as text, and there
  * is no eval, inline script, inline style or inline event handler, so the
  * widget runs under a strict Content-Security-Policy that allows the API's
  * origin in script-src, style-src and connect-src.
@@ -24,7 +26,6 @@
 (function () {
   "use strict";
 
-  var TIMEOUT_MS = 15000;
   var script = document.currentScript;
   var scriptOrigin = script && script.src
     ? new URL(script.src, document.baseURI).origin
@@ -53,81 +54,14 @@
     calendarMissing: "The invitation is not available right now. Please use the manage link instead."
   };
 
-  // Formats in the visitor's own time zone (the browser's default).
-  var visitorZone = new Intl.DateTimeFormat().resolvedOptions().timeZone;
-  var dayKey = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit" });
-  var dayLabel = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long" });
-  var dateLabel = new Intl.DateTimeFormat(undefined, {
-    weekday: "long", day: "numeric", month: "long", year: "numeric"
-  });
-  var timeLabel = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
-
-  var ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  }
-
-  function range(format, start, end) {
-    return typeof format.formatRange === "function"
-      ? format.formatRange(start, end)
-      : format.format(start) + " \u2013 " + format.format(end);
-  }
-
-  /* The rep's clock: a named zone if the page gave one, else the API's offsets. */
-  function RepClock(zone) {
-    this.zone = null;
-    if (zone) {
-      try {
-        this.format = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone: zone });
-        this.zone = zone;
-        this.name = zone.split("/").pop().replace(/_/g, " ");
-      } catch (e) {
-        this.zone = null; // an unknown zone: fall back to the offsets
-      }
-    }
-    if (!this.zone) {
-      this.format = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone: "UTC" });
-      this.name = null;
-    }
-  }
-
-  // The wall-clock time written in the timestamp, as a Date to format in UTC.
-  RepClock.prototype.wall = function (iso) {
-    var m = ISO.exec(iso);
-    if (!m) return new Date(iso);
-    return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]));
-  };
-
-  RepClock.prototype.time = function (iso) {
-    return this.format.format(this.zone ? new Date(iso) : this.wall(iso));
-  };
-
-  RepClock.prototype.range = function (startIso, endIso) {
-    return this.zone
-      ? range(this.format, new Date(startIso), new Date(endIso))
-      : range(this.format, this.wall(startIso), this.wall(endIso));
-  };
-
-  RepClock.prototype.label = function (iso) {
-    if (this.name) return this.name;
-    var m = ISO.exec(iso);
-    var offset = m ? m[6] : "";
-    return offset === "Z" || offset === "+00:00" ? "UTC" : "UTC" + offset.replace("-", "\u2212");
-  };
+  // The kit's helpers (kit.js): set by start(), before any widget is made.
+  var el, clear, range, visitorZone, dayKey, dayLabel, dateLabel, timeLabel, kit;
 
   function Widget(root) {
     counter += 1;
     this.root = root;
     this.api = (root.getAttribute("data-scheduler-api") || scriptOrigin).replace(/\/+$/, "");
-    this.rep = new RepClock(root.getAttribute("data-scheduler-timezone"));
+    this.rep = new kit.RepClock(root.getAttribute("data-scheduler-timezone"));
     this.prefix = "scheduler-widget-" + counter;
     this.slots = [];
     this.buttons = [];
@@ -137,7 +71,7 @@
     this.hold = null; // {slotId, slot, id, token, expires}: the time this widget holds
     this.holdPending = null; // the answer of a hold being placed
     this.holdSeq = 0; // bumped whenever a hold is given up, so late answers are given back
-    this.attempt = null; // {body, key}: the booking last sent, while it may be retried
+    this.attempt = new kit.Attempt(); // the booking last sent, while it may be retried
     this.liveVersion = null; // the feed version the list is at (see "Live availability")
     this.liveEtag = null;
     this.liveLog = [];
@@ -210,9 +144,7 @@
   };
 
   Widget.prototype.say = function (text, tone) {
-    this.status.textContent = text;
-    this.status.classList.toggle("sw-status--error", tone === "error");
-    this.status.classList.toggle("sw-status--notice", tone === "notice");
+    kit.say(this.status, text, tone);
   };
 
   Widget.prototype.setBusy = function (busy) {
@@ -222,41 +154,15 @@
     this.buttons.forEach(function (button) { button.disabled = busy; });
   };
 
-  /* fetch with a timeout; resolves {status, body} for any HTTP answer, rejects
-     when there is none (network down, refused by CORS, timed out). */
+  /* kit.request to this widget's API: resolves {status, body, etag, ...} for
+     any HTTP answer, rejects when there is none. */
   Widget.prototype.request = function (method, path, payload, headers) {
-    var options = {
-      method: method,
-      mode: "cors",
-      credentials: "omit",
-      cache: "no-store",
-      headers: { Accept: "application/json" }
-    };
-    Object.keys(headers || {}).forEach(function (name) { options.headers[name] = headers[name]; });
-    if (payload !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(payload);
-    }
-    var timer = null;
-    if (typeof AbortController === "function") {
-      var controller = new AbortController();
-      options.signal = controller.signal;
-      timer = setTimeout(function () { controller.abort(); }, TIMEOUT_MS);
-    }
-    return fetch(this.api + path, options).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (body) {
-        if (timer) clearTimeout(timer);
-        return { status: response.status, body: body, etag: response.headers.get("ETag") };
-      });
-    }, function (error) {
-      if (timer) clearTimeout(timer);
-      throw error;
-    });
+    return kit.request(method, this.api + path, { mode: "cors", payload: payload, headers: headers });
   };
 
   Widget.prototype.fail = function (status) {
     this.setBusy(false);
-    this.say(status >= 500 ? MESSAGES.unavailable : MESSAGES.unreachable, "error");
+    this.say(kit.failure(status, MESSAGES), "error");
     this.retry.textContent = "Try again";
     this.retry.hidden = false;
     if (this.acting) this.retry.focus();
@@ -370,13 +276,7 @@
   };
 
   Widget.prototype.fieldError = function (message) {
-    this.emailError.textContent = message || "";
-    this.emailError.hidden = !message;
-    if (message) {
-      this.email.setAttribute("aria-invalid", "true");
-    } else {
-      this.email.removeAttribute("aria-invalid");
-    }
+    kit.fieldError(this.emailError, message, [this.email]);
   };
 
   Widget.prototype.book = function () {
@@ -403,9 +303,9 @@
     Promise.resolve(this.holdPending).then(function () {
       if (self.selected !== slot) return;
       var payload = self.bookingPayload(slot, email);
-      var headers = { "Idempotency-Key": self.attemptKey(payload) };
+      var headers = { "Idempotency-Key": self.attempt.keyFor(payload) };
       return self.request("POST", "/book", payload, headers).then(function (answer) {
-        if (answer.status < 500) self.attempt = null; // answered: a new attempt gets a new key
+        self.attempt.answered(answer.status); // answered: a new attempt gets a new key
         if (answer.status === 200 && answer.body && answer.body.slot) {
           self.hold = null; // it is the booking now
           self.confirm(answer.body.slot, answer.body.booking);
@@ -430,14 +330,12 @@
   Widget.prototype.invalid = function (body) {
     this.setBusy(false);
     this.acting = false;
-    var detail = body && Array.isArray(body.detail) ? body.detail : [];
     var emailMessages = [];
     var others = [];
-    detail.forEach(function (item) {
-      var loc = Array.isArray(item.loc) ? item.loc : [];
-      var text = String(item.msg || "is not valid").replace(/^Value error, /, "");
+    kit.invalidItems(body).forEach(function (item) {
+      var text = item.text || "is not valid";
       text = text.charAt(0).toUpperCase() + text.slice(1);
-      (loc[loc.length - 1] === "email" ? emailMessages : others).push(text);
+      (item.field === "email" ? emailMessages : others).push(text);
     });
     if (emailMessages.length) {
       this.fieldError(emailMessages.join(" "));
@@ -479,20 +377,7 @@
   /* A 409 about the slot ("Slot 4 is already booked.", "... is held by another
      visitor ..."), not about the lead (their limit of upcoming bookings). */
   function slotRefusal(body) {
-    var detail = body && typeof body.detail === "string" ? body.detail : null;
-    return detail === null || /^Slot \d+ /.test(detail);
-  }
-
-  /* A random UUID for an Idempotency-Key (crypto.randomUUID needs a secure context). */
-  function newKey() {
-    var crypto = window.crypto;
-    if (crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
-    var bytes = new Uint8Array(16);
-    crypto.getRandomValues(bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    var hex = Array.prototype.map.call(bytes, function (b) { return (b + 0x100).toString(16).slice(1); }).join("");
-    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
+    return kit.detail(body, null) === null || kit.aboutSlot(body);
   }
 
   /* ``value`` trimmed, at most ``limit`` characters (code points, as the API counts). */
@@ -587,14 +472,6 @@
     return payload;
   };
 
-  /* A new key for a new booking attempt; the same key while the same booking
-     is retried after a network error or a 5xx, so that it is made once. */
-  Widget.prototype.attemptKey = function (payload) {
-    var body = JSON.stringify(payload);
-    if (!this.attempt || this.attempt.body !== body) this.attempt = { body: body, key: newKey() };
-    return this.attempt.key;
-  };
-
   /* A 409 about the lead (their limit of upcoming bookings): said by the email. */
   Widget.prototype.refused = function (body) {
     this.setBusy(false);
@@ -633,42 +510,23 @@
      the manage token) and offer it as booking-<reference>.ics. */
   Widget.prototype.addToCalendar = function (booking, button, message) {
     var self = this;
-    var options = {
-      method: "GET", mode: "cors", credentials: "omit", cache: "no-store",
-      headers: { Accept: "text/calendar", Authorization: "Bearer " + booking.token }
-    };
-    var timer = null;
-    if (typeof AbortController === "function") {
-      var controller = new AbortController();
-      options.signal = controller.signal;
-      timer = setTimeout(function () { controller.abort(); }, TIMEOUT_MS);
-    }
     button.disabled = true;
     message.classList.remove("sw-status--error");
     message.textContent = MESSAGES.calendarLoading;
     var path = "/bookings/" + encodeURIComponent(booking.reference) + "/invite.ics";
-    fetch(this.api + path, options).then(function (response) {
-      if (response.status !== 200) return { status: response.status };
-      return response.blob().then(function (blob) { return { status: 200, blob: blob }; });
+    kit.request("GET", this.api + path, {
+      mode: "cors", token: booking.token, accept: "text/calendar", blob: true
     }).then(function (answer) {
-      if (timer) clearTimeout(timer);
       button.disabled = false;
       if (answer.status !== 200) {
         message.textContent = answer.status >= 500 ? MESSAGES.unavailable : MESSAGES.calendarMissing;
         message.classList.add("sw-status--error");
         return;
       }
-      var url = URL.createObjectURL(new Blob([answer.blob], { type: "text/calendar" }));
-      var link = el("a", "sw-visually-hidden", "booking-" + booking.reference + ".ics");
-      link.href = url;
-      link.download = "booking-" + booking.reference + ".ics";
-      self.root.appendChild(link);
-      link.click();
-      self.root.removeChild(link);
-      setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+      var name = "booking-" + booking.reference + ".ics";
+      kit.download(new Blob([answer.body], { type: "text/calendar" }), name, self.root, 60000);
       message.textContent = MESSAGES.calendarDone;
     }, function () {
-      if (timer) clearTimeout(timer);
       button.disabled = false;
       message.textContent = MESSAGES.unreachable;
       message.classList.add("sw-status--error");
@@ -919,11 +777,8 @@
   Widget.prototype.liveMine = function (id) {
     if (!this.selected || this.selected.id !== id) return false;
     if (this.holdPending || (this.hold && this.hold.slotId === id)) return true;
-    try {
-      return Boolean(this.attempt && JSON.parse(this.attempt.body).slot_id === id);
-    } catch (e) {
-      return false;
-    }
+    var sent = this.attempt.pending();
+    return Boolean(sent && sent.slot_id === id);
   };
 
   /* Draw ``slots`` without disturbing the visitor: the focused time keeps the
@@ -935,8 +790,7 @@
     }
     var active = document.activeElement;
     var focusedSlot = active && active.slotId;
-    var message = this.status.classList.contains("sw-status--error") ? "error"
-      : this.status.classList.contains("sw-status--notice") ? "notice" : null;
+    var message = kit.toneOf(this.status);
     var text = this.status.textContent;
     if (notice && this.form.contains(active)) this.acting = true; // the form goes: focus the list
     this.render(slots, notice);
@@ -985,8 +839,9 @@
     });
   };
 
-  function addStylesheet() {
-    var href = scriptOrigin + "/widget.css";
+  /* The stylesheet ``name`` from the widget's origin, once per page. */
+  function addStylesheet(name) {
+    var href = scriptOrigin + "/" + name;
     var links = document.querySelectorAll('link[rel="stylesheet"]');
     for (var i = 0; i < links.length; i += 1) {
       if (links[i].href === href) return;
@@ -997,15 +852,56 @@
     document.head.appendChild(link);
   }
 
+  /* Call ``then`` once the kit (kit.js, from the widget's origin) has run:
+     at once if the page has it, else after loading it, once per page. */
+  function withKit(then) {
+    if (window.SchedulerKit) {
+      then();
+      return;
+    }
+    var src = scriptOrigin + "/kit.js";
+    var tag = null;
+    var scripts = document.querySelectorAll("script[src]");
+    for (var i = 0; i < scripts.length; i += 1) {
+      if (scripts[i].src === src) tag = scripts[i];
+    }
+    if (!tag) {
+      tag = document.createElement("script");
+      tag.src = src;
+      document.head.appendChild(tag);
+    }
+    tag.addEventListener("load", function () {
+      if (window.SchedulerKit) then();
+    });
+  }
+
+  function useKit() {
+    kit = window.SchedulerKit;
+    el = kit.el;
+    clear = kit.clear;
+    range = kit.range;
+    visitorZone = kit.visitorZone;
+    var formats = kit.formats(undefined); // in the visitor's own time zone (the browser's)
+    dayKey = formats.dayKey;
+    dayLabel = formats.dayLabel;
+    dateLabel = formats.dateLabel;
+    timeLabel = formats.timeLabel;
+  }
+
   function start() {
     var roots = document.querySelectorAll("[data-scheduler-api]");
-    if (roots.length) addStylesheet();
-    for (var i = 0; i < roots.length; i += 1) {
-      if (!roots[i].hasAttribute("data-scheduler-ready")) {
-        roots[i].setAttribute("data-scheduler-ready", "");
-        new Widget(roots[i]);
+    if (!roots.length) return;
+    addStylesheet("kit.css");
+    addStylesheet("widget.css");
+    withKit(function () {
+      useKit();
+      for (var i = 0; i < roots.length; i += 1) {
+        if (!roots[i].hasAttribute("data-scheduler-ready")) {
+          roots[i].setAttribute("data-scheduler-ready", "");
+          new Widget(roots[i]);
+        }
       }
-    }
+    });
   }
 
   if (document.readyState === "loading") {
