@@ -243,6 +243,69 @@
     }
   };
 
+  // -- the list of free times (the widget's; the manage page's to move to) -----
+
+  /* Where the list's times are from: the visitor's zone, and the rep's in small type. */
+  function zonesIntro(repName) {
+    return "Times are in your time zone (" + visitorZone.replace(/_/g, " ") +
+      "); the rep\u2019s time (" + repName + ") is in small type.";
+  }
+
+  /* ``slots`` (in time order) into ``container``, a group a day: a ``list.heading``
+     element with the day's name (its id ``list.idPrefix`` and the day), then the
+     day's times, each the item ``list.item(slot, start)``. */
+  function slotDays(container, slots, list) {
+    var times = null;
+    var lastKey = null;
+    slots.forEach(function (slot) {
+      var start = new Date(slot.start_time);
+      var key = list.formats.dayKey.format(start);
+      if (key !== lastKey) {
+        lastKey = key;
+        var day = el("div", "sw-day");
+        var heading = el(list.heading, "sw-day-title", list.formats.dayLabel.format(start));
+        heading.id = list.idPrefix + key;
+        day.setAttribute("role", "group");
+        day.setAttribute("aria-labelledby", heading.id);
+        times = el("ul", "sw-slots");
+        day.appendChild(heading);
+        day.appendChild(times);
+        container.appendChild(day);
+      }
+      times.appendChild(list.item(slot, start));
+    });
+  }
+
+  /* A free time's item: a toggle button (``.slotId`` the slot's id) with the
+     visitor's ``time`` and, in small type, the rep's. */
+  function slotItem(slot, time, repTime, pressed, onPick) {
+    var item = el("li", "sw-slot-item");
+    var button = el("button", "sw-slot");
+    button.type = "button";
+    button.setAttribute("aria-pressed", pressed ? "true" : "false");
+    button.appendChild(el("span", "sw-time", time));
+    var rep = el("span", "sw-rep", repTime);
+    rep.appendChild(el("span", "sw-visually-hidden", " rep\u2019s time"));
+    button.appendChild(el("span", "sw-visually-hidden", " your time, "));
+    button.appendChild(rep);
+    button.addEventListener("click", onPick);
+    button.slotId = slot.id;
+    item.appendChild(button);
+    return item;
+  }
+
+  /* The button of ``slot`` (or none, for null) pressed, the others not. */
+  function pressSlot(buttons, slot) {
+    buttons.forEach(function (button) {
+      button.setAttribute("aria-pressed", slot && button.slotId === slot.id ? "true" : "false");
+    });
+  }
+
+  /* ``slots`` by start time. */
+  function byStart(slots) {
+    return slots.sort(function (a, b) { return Date.parse(a.start_time) - Date.parse(b.start_time); });
+  }
+
   // -- what the page says ---------------------------------------------------------
 
   /* A status message with a tone: null, "error" or "notice". */
@@ -285,6 +348,11 @@
     aboutSlot: aboutSlot,
     failure: failure,
     Attempt: Attempt,
+    zonesIntro: zonesIntro,
+    slotDays: slotDays,
+    slotItem: slotItem,
+    pressSlot: pressSlot,
+    byStart: byStart,
     say: say,
     toneOf: toneOf,
     fieldError: fieldError

@@ -55,7 +55,6 @@
   };
 
   var formats = kit.formats(undefined); // in the lead's own time zone (the browser's)
-  var dayKey = formats.dayKey;
   var dayLabel = formats.dayLabel;
   var dateLabel = formats.dateLabel;
   var timeLabel = formats.timeLabel;
@@ -429,8 +428,7 @@
     var slots = free.filter(function (slot) { return slot.id !== current; });
     // The time this page holds is not listed as free any more; it is still the lead's pick.
     if (state.hold && !slots.some(function (s) { return s.id === state.hold.slotId; })) {
-      slots.push(state.hold.slot);
-      slots.sort(function (a, b) { return new Date(a.start_time) - new Date(b.start_time); });
+      slots = kit.byStart(slots.concat([state.hold.slot]));
     }
     if (state.selected && !slots.some(function (s) { return s.id === state.selected.id; })) select(null);
     clear(ui.days);
@@ -443,54 +441,25 @@
       if (refocus || notice) ui.slotsRetry.focus();
       return;
     }
-    ui.intro.textContent = "Times are in your time zone (" + visitorZone.replace(/_/g, " ") +
-      "); the rep\u2019s time (" + rep.name + ") is in small type.";
+    ui.intro.textContent = kit.zonesIntro(rep.name);
     ui.intro.hidden = false;
-    var list = null;
-    var lastKey = null;
-    slots.forEach(function (slot) {
-      var start = new Date(slot.start_time);
-      var key = dayKey.format(start);
-      if (key !== lastKey) {
-        lastKey = key;
-        var day = el("div", "sw-day");
-        var heading = el("h4", "sw-day-title", dayLabel.format(start));
-        heading.id = "reschedule-day-" + key;
-        day.setAttribute("role", "group");
-        day.setAttribute("aria-labelledby", heading.id);
-        list = el("ul", "sw-slots");
-        day.appendChild(heading);
-        day.appendChild(list);
-        ui.days.appendChild(day);
-      }
-      list.appendChild(slotItem(slot, start));
-    });
+    kit.slotDays(ui.days, slots, { formats: formats, heading: "h4", idPrefix: "reschedule-day-", item: slotItem });
     if (!state.selected) say(ui.moveMessage, notice || MESSAGES.pick(slots.length), notice ? "notice" : null);
     if (refocus || notice) state.buttons[0].focus(); // the control used is gone: go on from the list
   }
 
   function slotItem(slot, start) {
-    var item = el("li", "sw-slot-item");
-    var button = el("button", "sw-slot");
-    button.type = "button";
-    button.setAttribute("aria-pressed", state.selected && state.selected.id === slot.id ? "true" : "false");
-    button.appendChild(el("span", "sw-time", timeLabel.format(start)));
-    var repTime = el("span", "sw-rep", rep.time(slot.start_time));
-    repTime.appendChild(el("span", "sw-visually-hidden", " rep\u2019s time"));
-    button.appendChild(el("span", "sw-visually-hidden", " your time, "));
-    button.appendChild(repTime);
-    button.addEventListener("click", function () { pick(slot); });
-    button.slotId = slot.id;
-    state.buttons.push(button);
-    item.appendChild(button);
+    var pressed = state.selected && state.selected.id === slot.id;
+    var item = kit.slotItem(slot, timeLabel.format(start), rep.time(slot.start_time), pressed, function () {
+      pick(slot);
+    });
+    state.buttons.push(item.firstChild);
     return item;
   }
 
   function select(slot) {
     state.selected = slot;
-    state.buttons.forEach(function (button) {
-      button.setAttribute("aria-pressed", slot && button.slotId === slot.id ? "true" : "false");
-    });
+    kit.pressSlot(state.buttons, slot);
     ui.moveConfirm.hidden = !slot;
     if (slot) ui.moveConfirm.textContent = "Move my meeting to " + when(slot);
   }

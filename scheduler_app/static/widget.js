@@ -55,7 +55,7 @@
   };
 
   // The kit's helpers (kit.js): set by start(), before any widget is made.
-  var el, clear, range, visitorZone, dayKey, dayLabel, dateLabel, timeLabel, kit;
+  var el, clear, range, visitorZone, formats, dayLabel, dateLabel, timeLabel, kit;
 
   function Widget(root) {
     counter += 1;
@@ -208,29 +208,12 @@
       this.acting = false;
       return;
     }
-    this.intro.textContent = "Times are in your time zone (" + visitorZone.replace(/_/g, " ") +
-      "); the rep\u2019s time (" + this.rep.label(slots[0].start_time) + ") is in small type.";
+    this.intro.textContent = kit.zonesIntro(this.rep.label(slots[0].start_time));
     this.intro.hidden = false;
 
-    var list = null;
-    var lastKey = null;
-    slots.forEach(function (slot) {
-      var start = new Date(slot.start_time);
-      var key = dayKey.format(start);
-      if (key !== lastKey) {
-        lastKey = key;
-        var day = el("div", "sw-day");
-        var headingId = self.prefix + "-day-" + key;
-        var heading = el("h3", "sw-day-title", dayLabel.format(start));
-        heading.id = headingId;
-        day.setAttribute("role", "group");
-        day.setAttribute("aria-labelledby", headingId);
-        list = el("ul", "sw-slots");
-        day.appendChild(heading);
-        day.appendChild(list);
-        self.days.appendChild(day);
-      }
-      list.appendChild(self.slotItem(slot, start));
+    kit.slotDays(this.days, slots, {
+      formats: formats, heading: "h3", idPrefix: this.prefix + "-day-",
+      item: function (slot, start) { return self.slotItem(slot, start); }
     });
     this.say(notice || MESSAGES.pick(slots.length), notice ? "notice" : null);
     if (this.acting) {
@@ -242,30 +225,18 @@
 
   Widget.prototype.slotItem = function (slot, start) {
     var self = this;
-    var item = el("li", "sw-slot-item");
-    var button = el("button", "sw-slot");
-    button.type = "button";
-    button.setAttribute("aria-pressed", this.selected && this.selected.id === slot.id ? "true" : "false");
-    button.appendChild(el("span", "sw-time", timeLabel.format(start)));
-    var rep = el("span", "sw-rep", this.rep.time(slot.start_time));
-    rep.appendChild(el("span", "sw-visually-hidden", " rep\u2019s time"));
-    button.appendChild(el("span", "sw-visually-hidden", " your time, "));
-    button.appendChild(rep);
-    button.addEventListener("click", function () {
+    var pressed = this.selected && this.selected.id === slot.id;
+    var item = kit.slotItem(slot, timeLabel.format(start), this.rep.time(slot.start_time), pressed, function () {
       self.pick(slot);
       self.email.focus();
     });
-    button.slotId = slot.id;
-    this.buttons.push(button);
-    item.appendChild(button);
+    this.buttons.push(item.firstChild);
     return item;
   };
 
   Widget.prototype.select = function (slot) {
     this.selected = slot;
-    this.buttons.forEach(function (button) {
-      button.setAttribute("aria-pressed", slot && button.slotId === slot.id ? "true" : "false");
-    });
+    kit.pressSlot(this.buttons, slot);
     this.form.hidden = !slot;
     if (slot) {
       var start = new Date(slot.start_time);
@@ -407,9 +378,7 @@
     if (!hold || !(hold.expires > Date.now()) || slots.some(function (s) { return s.id === hold.slotId; })) {
       return slots;
     }
-    return slots.concat([hold.slot]).sort(function (a, b) {
-      return new Date(a.start_time) - new Date(b.start_time);
-    });
+    return kit.byStart(slots.concat([hold.slot]));
   };
 
   Widget.prototype.pick = function (slot) {
@@ -768,7 +737,7 @@
         taken = true; // booked, held or removed by someone else while this visitor types
       }
     });
-    slots.sort(function (a, b) { return Date.parse(a.start_time) - Date.parse(b.start_time); });
+    kit.byStart(slots);
     this.liveRender(slots, taken ? MESSAGES.taken : undefined);
   };
 
@@ -819,9 +788,7 @@
         var taken = false;
         if (chosen && !listed) {
           if (self.liveMine(chosen.id)) { // theirs (held, or booked by an answer not yet seen)
-            slots = slots.concat([chosen]).sort(function (a, b) {
-              return Date.parse(a.start_time) - Date.parse(b.start_time);
-            });
+            slots = kit.byStart(slots.concat([chosen]));
           } else {
             taken = true;
           }
@@ -881,8 +848,7 @@
     clear = kit.clear;
     range = kit.range;
     visitorZone = kit.visitorZone;
-    var formats = kit.formats(undefined); // in the visitor's own time zone (the browser's)
-    dayKey = formats.dayKey;
+    formats = kit.formats(undefined); // in the visitor's own time zone (the browser's)
     dayLabel = formats.dayLabel;
     dateLabel = formats.dateLabel;
     timeLabel = formats.timeLabel;
