@@ -243,6 +243,76 @@
     }
   };
 
+  // -- holds --------------------------------------------------------------------
+
+  /* The time a page holds for its visitor (POST /holds) so that nobody takes it
+     while they decide, given back (DELETE /holds/{id}) when they pick another or
+     move on. ``send(method, path, payload, token)`` asks the API (kit.request). */
+  function Holds(send) {
+    this.send = send;
+    this.held = null; // {slotId, slot, id, token, expires}: the time held
+    this.pending = null; // the answer of a hold being placed
+    this.seq = 0; // bumped whenever a hold is given up, so late answers are given back
+  }
+
+  /* Hold ``slot``, giving back the time held before. ``answered(status)``
+     follows with the answer's status (0: none), unless the hold was given up
+     meanwhile: then a hold that was made is given back at once. */
+  Holds.prototype.place = function (slot, answered) {
+    var self = this;
+    this.release();
+    var seq = this.seq;
+    this.pending = this.send("POST", "/holds", { slot_id: slot.id }).then(function (answer) {
+      var body = answer.body;
+      if (seq !== self.seq) { // given up meanwhile (another time picked): give it back
+        if (answer.status === 201 && body) self.giveBack(body.hold_id, body.hold_token);
+        return;
+      }
+      self.pending = null;
+      if (answer.status === 201 && body && body.hold_token) {
+        self.held = {
+          slotId: slot.id, slot: slot, id: body.hold_id, token: body.hold_token,
+          expires: Date.parse(body.expires_at)
+        };
+      }
+      answered(answer.status === 201 && !self.held ? 0 : answer.status);
+    }, function () {
+      if (seq !== self.seq) return;
+      self.pending = null;
+      answered(0);
+    });
+  };
+
+  Holds.prototype.giveBack = function (id, token) {
+    this.send("DELETE", "/holds/" + encodeURIComponent(id), undefined, token).catch(function () {});
+  };
+
+  /* Give the held time back now (it would run out by itself in a few minutes). */
+  Holds.prototype.release = function () {
+    this.seq += 1;
+    this.pending = null;
+    if (this.held) {
+      this.giveBack(this.held.id, this.held.token);
+      this.held = null;
+    }
+  };
+
+  /* The hold is gone without giving it back: it became the booking, or the
+     API said the time is taken. */
+  Holds.prototype.drop = function () {
+    this.held = null;
+  };
+
+  /* The hold's token if it is on ``slot``, else null. */
+  Holds.prototype.tokenFor = function (slot) {
+    return this.held && this.held.slotId === slot.id ? this.held.token : null;
+  };
+
+  /* Whether slot ``id`` is held by this page, or a hold is being placed. */
+  Holds.prototype.mine = function (id) {
+    return Boolean(this.pending || (this.held && this.held.slotId === id));
+  };
+
   // -- the list of free times (the widget's; the manage page's to move to) -----
 
   /* Where the list's times are from: the visitor's zone, and the rep's in small type. */
@@ -348,6 +418,7 @@
     aboutSlot: aboutSlot,
     failure: failure,
     Attempt: Attempt,
+    Holds: Holds,
     zonesIntro: zonesIntro,
     slotDays: slotDays,
     slotItem: slotItem,

@@ -120,9 +120,9 @@
     busy: false,
     buttons: [],
     selected: null,
-    hold: null, // {slotId, slot, id, token}: this page's live hold
-    holdPending: null, // the answer of a hold being placed
-    holdSeq: 0,
+    holds: new kit.Holds(function (method, path, payload, token) { // this page's live hold
+      return request(method, path, { payload: payload, token: token });
+    }),
     attempt: new kit.Attempt() // the move last sent, while it may be retried
   };
 
@@ -316,7 +316,7 @@
   }
 
   function closePanels() {
-    releaseHold();
+    state.holds.release();
     state.panel = null;
     ui.cancelPanel.hidden = true;
     ui.reschedulePanel.hidden = true;
@@ -427,8 +427,9 @@
     var current = state.booking ? state.booking.slot.id : null;
     var slots = free.filter(function (slot) { return slot.id !== current; });
     // The time this page holds is not listed as free any more; it is still the lead's pick.
-    if (state.hold && !slots.some(function (s) { return s.id === state.hold.slotId; })) {
-      slots = kit.byStart(slots.concat([state.hold.slot]));
+    var held = state.holds.held;
+    if (held && !slots.some(function (s) { return s.id === held.slotId; })) {
+      slots = kit.byStart(slots.concat([held.slot]));
     }
     if (state.selected && !slots.some(function (s) { return s.id === state.selected.id; })) select(null);
     clear(ui.days);
@@ -479,45 +480,17 @@
      says at once that the time was just taken; other failures go on without a
      hold (the move itself then says whether the time is still free). */
   function placeHold(slot) {
-    releaseHold();
-    var seq = state.holdSeq;
     say(ui.moveMessage, MESSAGES.holding(when(slot)), null);
-    state.holdPending = request("POST", "/holds", { payload: { slot_id: slot.id } }).then(function (answer) {
-      var body = answer.body;
-      if (seq !== state.holdSeq) { // picked another time meanwhile: give this one back
-        if (answer.status === 201 && body) sendRelease(body.hold_id, body.hold_token);
-        return;
-      }
-      state.holdPending = null;
-      if (answer.status === 201 && body && body.hold_token) {
-        state.hold = { slotId: slot.id, slot: slot, id: body.hold_id, token: body.hold_token };
+    state.holds.place(slot, function (status) {
+      if (status === 201) {
         say(ui.moveMessage, MESSAGES.held(when(slot)), null);
-      } else if (answer.status === 409 || answer.status === 404) {
+      } else if (status === 409 || status === 404) {
         select(null);
         loadSlots(MESSAGES.taken);
       } else {
         say(ui.moveMessage, "", null);
       }
-    }, function () {
-      if (seq === state.holdSeq) {
-        state.holdPending = null;
-        say(ui.moveMessage, "", null);
-      }
     });
-  }
-
-  function sendRelease(id, token) {
-    request("DELETE", "/holds/" + encodeURIComponent(id), { token: token }).catch(function () {});
-  }
-
-  /* Give back the held time (it would run out by itself in a few minutes). */
-  function releaseHold() {
-    state.holdSeq += 1;
-    state.holdPending = null;
-    if (state.hold) {
-      sendRelease(state.hold.id, state.hold.token);
-      state.hold = null;
-    }
   }
 
   function move() {
@@ -525,14 +498,15 @@
     var slot = state.selected;
     setBusy(true);
     say(ui.moveMessage, MESSAGES.moving, null);
-    Promise.resolve(state.holdPending).then(function () {
+    Promise.resolve(state.holds.pending).then(function () {
       if (state.panel !== "reschedule") {
         setBusy(false);
         return;
       }
       if (state.selected !== slot) return; // just taken: the list is being loaded again
       var payload = { slot_id: slot.id };
-      if (state.hold && state.hold.slotId === slot.id) payload.hold_token = state.hold.token;
+      var holdToken = state.holds.tokenFor(slot);
+      if (holdToken) payload.hold_token = holdToken;
       var key = state.attempt.keyFor(payload); // the same again when this move is retried
       request("POST", bookingPath() + "/reschedule", {
         token: state.token, key: key, payload: payload
@@ -550,21 +524,21 @@
   function moved(answer, slot) {
     var body = answer.body;
     if (answer.status === 200 && body && body.slot) {
-      state.hold = null; // it became the booking
+      state.holds.drop(); // it became the booking
       closePanels();
       show(body);
       say(ui.status, MESSAGES.moved(when(body.slot)), "notice");
       ui.title.focus();
     } else if ((answer.status === 409 || answer.status === 404) && kit.aboutSlot(body)) {
-      state.hold = null;
-      releaseHold();
+      state.holds.drop();
+      state.holds.release();
       select(null);
       loadSlots(MESSAGES.taken);
     } else if (answer.status === 404 || answer.status === 401) {
       notFound();
     } else if (answer.status === 409) {
       // The booking itself cannot move (cancelled or started elsewhere): say why here.
-      releaseHold();
+      state.holds.release();
       select(null);
       clear(ui.days);
       state.buttons = [];

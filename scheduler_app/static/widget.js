@@ -58,6 +58,7 @@
   var el, clear, range, visitorZone, formats, dayLabel, dateLabel, timeLabel, kit;
 
   function Widget(root) {
+    var self = this;
     counter += 1;
     this.root = root;
     this.api = (root.getAttribute("data-scheduler-api") || scriptOrigin).replace(/\/+$/, "");
@@ -68,9 +69,9 @@
     this.selected = null;
     this.busy = false;
     this.acting = false; // a visitor's click is being answered: move focus where it helps
-    this.hold = null; // {slotId, slot, id, token, expires}: the time this widget holds
-    this.holdPending = null; // the answer of a hold being placed
-    this.holdSeq = 0; // bumped whenever a hold is given up, so late answers are given back
+    this.holds = new kit.Holds(function (method, path, payload, token) { // the time this widget holds
+      return self.request(method, path, payload, token ? { Authorization: "Bearer " + token } : undefined);
+    });
     this.attempt = new kit.Attempt(); // the booking last sent, while it may be retried
     this.liveVersion = null; // the feed version the list is at (see "Live availability")
     this.liveEtag = null;
@@ -193,7 +194,7 @@
     this.buttons = [];
     var stillFree = this.selected && slots.some(function (s) { return s.id === self.selected.id; });
     if (!stillFree) {
-      this.releaseHold();
+      this.holds.release();
       this.select(null);
     }
     clear(this.days);
@@ -271,17 +272,17 @@
     this.say(MESSAGES.booking, null);
     var slot = this.selected;
     // After the hold's answer: a time just taken is listed again instead of booked.
-    Promise.resolve(this.holdPending).then(function () {
+    Promise.resolve(this.holds.pending).then(function () {
       if (self.selected !== slot) return;
       var payload = self.bookingPayload(slot, email);
       var headers = { "Idempotency-Key": self.attempt.keyFor(payload) };
       return self.request("POST", "/book", payload, headers).then(function (answer) {
         self.attempt.answered(answer.status); // answered: a new attempt gets a new key
         if (answer.status === 200 && answer.body && answer.body.slot) {
-          self.hold = null; // it is the booking now
+          self.holds.drop(); // it is the booking now
           self.confirm(answer.body.slot, answer.body.booking);
         } else if (answer.status === 404 || (answer.status === 409 && slotRefusal(answer.body))) {
-          self.releaseHold();
+          self.holds.release();
           self.select(null);
           self.load(MESSAGES.taken);
         } else if (answer.status === 409) {
@@ -374,7 +375,7 @@
 
   /* The time this widget holds is no longer listed as free; it is still the visitor's pick. */
   Widget.prototype.withHeldSlot = function (slots) {
-    var hold = this.hold;
+    var hold = this.holds.held;
     if (!hold || !(hold.expires > Date.now()) || slots.some(function (s) { return s.id === hold.slotId; })) {
       return slots;
     }
@@ -392,50 +393,22 @@
      then says whether the time is still free). */
   Widget.prototype.placeHold = function (slot) {
     var self = this;
-    this.releaseHold();
-    var seq = this.holdSeq;
-    this.holdPending = this.request("POST", "/holds", { slot_id: slot.id }).then(function (answer) {
-      var body = answer.body;
-      if (seq !== self.holdSeq) { // given up meanwhile (another time picked): give it back
-        if (answer.status === 201 && body) self.sendRelease(body.hold_id, body.hold_token);
-        return;
-      }
-      self.holdPending = null;
-      if (answer.status === 201 && body && body.hold_token) {
-        self.hold = {
-          slotId: slot.id, slot: slot, id: body.hold_id, token: body.hold_token,
-          expires: Date.parse(body.expires_at)
-        };
+    this.holds.place(slot, function (status) {
+      if (status === 201) {
         if (self.selected === slot) self.choice.appendChild(el("span", "sw-choice-held", " " + MESSAGES.held));
-      } else if (answer.status === 409 || answer.status === 404) {
+      } else if (status === 409 || status === 404) {
         self.select(null);
         self.acting = true; // the form goes away: the focus goes to the list
         self.load(MESSAGES.taken);
       }
-    }, function () {
-      if (seq === self.holdSeq) self.holdPending = null;
     });
-  };
-
-  Widget.prototype.sendRelease = function (id, token) {
-    this.request("DELETE", "/holds/" + encodeURIComponent(id), undefined,
-      { Authorization: "Bearer " + token }).catch(function () {});
-  };
-
-  /* Give the held time back now (it would run out by itself in a few minutes). */
-  Widget.prototype.releaseHold = function () {
-    this.holdSeq += 1;
-    this.holdPending = null;
-    if (this.hold) {
-      this.sendRelease(this.hold.id, this.hold.token);
-      this.hold = null;
-    }
   };
 
   Widget.prototype.bookingPayload = function (slot, email) {
     var payload = { slot_id: slot.id, email: email };
     if (visitorZone) payload.timezone = visitorZone;
-    if (this.hold && this.hold.slotId === slot.id) payload.hold_token = this.hold.token;
+    var holdToken = this.holds.tokenFor(slot);
+    if (holdToken) payload.hold_token = holdToken;
     var source = captureSource();
     if (source) payload.source = source;
     return payload;
@@ -745,7 +718,7 @@
      in a booking attempt of theirs: only they can have held or booked it. */
   Widget.prototype.liveMine = function (id) {
     if (!this.selected || this.selected.id !== id) return false;
-    if (this.holdPending || (this.hold && this.hold.slotId === id)) return true;
+    if (this.holds.mine(id)) return true;
     var sent = this.attempt.pending();
     return Boolean(sent && sent.slot_id === id);
   };
