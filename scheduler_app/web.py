@@ -2,7 +2,10 @@
 shipped in the package.
 
 ``/widget.js`` and ``/widget.css`` are embedded by pages on other origins (see
-the README); ``/demo`` shows the widget on the service itself, under a strict
+the README), and so are ``/kit.js`` and ``/kit.css``: the helpers and controls
+that the widget, the manage page and the admin page share (widget.js loads
+them from its own origin; the pages name them before their own files).
+``/demo`` shows the widget on the service itself, under a strict
 Content-Security-Policy that the widget must (and does) live with.
 ``/manage/{reference}`` is the page of a booking's manage link: the same page
 for every reference (it reads the booking with the token in its URL fragment),
@@ -31,6 +34,8 @@ _EMBEDDED = {"Cache-Control": "public, max-age=300", "Cross-Origin-Resource-Poli
 FILES = {
     "/widget.js": ("widget.js", "text/javascript; charset=utf-8", _EMBEDDED),
     "/widget.css": ("widget.css", "text/css; charset=utf-8", _EMBEDDED),
+    "/kit.js": ("kit.js", "text/javascript; charset=utf-8", _EMBEDDED),
+    "/kit.css": ("kit.css", "text/css; charset=utf-8", _EMBEDDED),
     "/demo.css": ("demo.css", "text/css; charset=utf-8", {"Cache-Control": "public, max-age=300"}),
     "/demo": ("demo.html", "text/html; charset=utf-8", {"Content-Security-Policy": DEMO_CSP}),
     "/manage.js": ("manage.js", "text/javascript; charset=utf-8", {"Cache-Control": "public, max-age=300"}),

@@ -57,7 +57,7 @@ def test_the_pages_and_files_are_not_in_the_api_schema(client):
 
 @pytest.mark.parametrize("name", ["widget.js", "demo.html", "widget.css", "demo.css",
                                   "manage.html", "manage.js", "manage.css",
-                                  "admin.html", "admin.js", "admin.css"])
+                                  "admin.html", "admin.js", "admin.css", "kit.js", "kit.css"])
 def test_nothing_needs_unsafe_inline_or_unsafe_eval(name):
     text = (STATIC / name).read_text()
     forbidden = [
@@ -119,3 +119,31 @@ def test_the_manage_page_reads_the_token_only_from_the_fragment():
     for name in ("manage.js", "widget.js"):
         assert not re.search(r"[?&]token=", (STATIC / name).read_text())
 
+
+def test_each_page_loads_the_kit_before_its_own_script(client):
+    """kit.js and kit.css: the helpers and controls the three pages share."""
+    manage = client.get(MANAGE_PATH.format(reference="ANY")).text
+    admin = (STATIC / "admin.html").read_text()
+    for page, kit, own in ((manage, "../kit", "../manage.js"), (admin, "/kit", "/admin/admin.js")):
+        assert page.index(f'<script src="{kit}.js" defer>') < page.index(f'<script src="{own}" defer>')
+        assert f'<link rel="stylesheet" href="{kit}.css">' in page
+    # The widget, one script tag on another origin, loads them from its own origin.
+    widget = (STATIC / "widget.js").read_text()
+    assert 'scriptOrigin + "/kit.js"' in widget
+    assert 'addStylesheet("kit.css")' in widget
+    for path in ("/kit.js", "/kit.css"):
+        response = client.get(path, headers={"Origin": "https://www.example.com"})
+        assert response.headers["cross-origin-resource-policy"] == "cross-origin"
+        assert "public" in response.headers["cache-control"]
+
+
+@pytest.mark.parametrize("name", ["widget.js", "manage.js", "admin.js"])
+def test_the_pages_do_not_copy_the_kits_helpers(name):
+    """One copy of each helper: the pages call kit.js for these."""
+    text = (STATIC / name).read_text()
+    copies = [
+        r"function el\(", r"function clear\(", r"function range\(", r"randomUUID", r"getRandomValues",
+        r"AbortController", r"\bfetch\(", r"function fieldError\(", r"new Intl\.DateTimeFormat\(\)",
+        r"Array\.isArray\(body\.detail\)", r"classList\.toggle\(\"sw-status--",
+    ]
+    assert [pattern for pattern in copies if re.search(pattern, text)] == []

@@ -8,14 +8,15 @@
  * a confirmation step, downloads them as CSV, closes and reopens days, and
  * opens extra times. Any 401 signs the page out.
  *
- * No dependencies. Text from the API is only ever inserted as text, and there
+ * No dependencies but kit.js (the pages' shared helpers, loaded before this
+ * script). Text from the API is only ever inserted as text, and there
  * is no eval, inline script or inline style: the page runs under the same
  * strict Content-Security-Policy as /demo.
  */
 (function () {
   "use strict";
 
-  var TIMEOUT_MS = 15000;
+  var kit = window.SchedulerKit; // kit.js, loaded before this script
   var STORAGE_KEY = "scheduler-admin-token";
 
   var MESSAGES = {
@@ -47,44 +48,25 @@
 
   function $(id) { return document.getElementById(id); }
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  }
+  var el = kit.el;
+  var clear = kit.clear;
+  var range = kit.range;
+  var say = kit.say;
+  var fieldError = kit.fieldError;
 
   var root = $("admin");
   if (!root) return;
 
   // -- time, in the rep's zone ------------------------------------------------
 
-  function zoneOrUtc(zone) {
-    try {
-      new Intl.DateTimeFormat(undefined, { timeZone: zone });
-      return zone;
-    } catch (e) {
-      return "UTC";
-    }
-  }
-
-  var zone = zoneOrUtc(root.getAttribute("data-rep-timezone") || "UTC");
-  var dayKey = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit", timeZone: zone });
-  var dayLabel = new Intl.DateTimeFormat(undefined, { weekday: "long", month: "long", day: "numeric", timeZone: zone });
-  var timeLabel = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone: zone });
+  var zone = kit.zoneOrUtc(root.getAttribute("data-rep-timezone") || "UTC");
+  var formats = kit.formats(zone);
+  var dayKey = formats.dayKey;
+  var dayLabel = formats.dayLabel;
+  var timeLabel = formats.timeLabel;
   var dateLabel = new Intl.DateTimeFormat(undefined, {
     weekday: "short", month: "short", day: "numeric", year: "numeric", timeZone: "UTC"
   });
-
-  function range(format, start, end) {
-    return typeof format.formatRange === "function"
-      ? format.formatRange(start, end)
-      : format.format(start) + " \u2013 " + format.format(end);
-  }
 
   function slotTime(slot) {
     return range(timeLabel, new Date(slot.start_time), new Date(slot.end_time));
@@ -120,33 +102,14 @@
     } catch (e) { /* a private window: the token lasts as long as the page */ }
   }
 
-  /* fetch with a timeout; resolves {status, body, headers} for any HTTP answer
-     (``body`` a Blob when ``options.blob``), rejects when there is none. */
+  /* kit.request with the kept token (or ``options.token``): resolves {status,
+     body, headers} for any HTTP answer (``body`` a Blob when ``options.blob``),
+     rejects when there is none. */
   function request(method, path, options) {
     options = options || {};
-    var init = { method: method, credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } };
-    init.headers.Authorization = "Bearer " + (options.token !== undefined ? options.token : token);
-    if (options.accept) init.headers.Accept = options.accept;
-    if (options.payload !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(options.payload);
-    }
-    var timer = null;
-    if (typeof AbortController === "function") {
-      var controller = new AbortController();
-      init.signal = controller.signal;
-      timer = setTimeout(function () { controller.abort(); }, TIMEOUT_MS);
-    }
-    return fetch(path, init).then(function (response) {
-      var read = options.blob && response.ok ? response.blob() : response.json().catch(function () { return null; });
-      return read.then(function (body) {
-        if (timer) clearTimeout(timer);
-        return { status: response.status, body: body, headers: response.headers };
-      });
-    }, function (error) {
-      if (timer) clearTimeout(timer);
-      throw error;
-    });
+    var sent = { credentials: "same-origin", token: options.token !== undefined ? options.token : token };
+    ["payload", "accept", "blob"].forEach(function (name) { sent[name] = options[name]; });
+    return kit.request(method, path, sent);
   }
 
   /* A call with the kept token: a 401 signs the page out (and the promise
@@ -161,19 +124,10 @@
     });
   }
 
-  function detail(body, fallback) {
-    return body && typeof body.detail === "string" ? body.detail : fallback;
-  }
-
   /* A refusal's words: its detail, or the messages of FastAPI's list of errors. */
-  function problem(answer, fallback) {
-    var body = answer.body;
+  function problem(answer) {
     if (answer.status >= 500) return MESSAGES.unavailable;
-    var items = body && Array.isArray(body.detail) ? body.detail : [];
-    var text = items.map(function (item) {
-      return String(item.msg || "").replace(/^Value error, /, "");
-    }).join(" ");
-    return text || detail(body, fallback || MESSAGES.unavailable);
+    return kit.problem(answer.body, MESSAGES.unavailable);
   }
 
   // -- the page's parts ---------------------------------------------------------
@@ -198,24 +152,8 @@
     root.setAttribute("aria-busy", loads > 0 ? "true" : "false");
   }
 
-  function say(node, text, tone) {
-    node.textContent = text || "";
-    node.classList.toggle("ad-status--error", tone === "error");
-    node.classList.toggle("ad-status--notice", tone === "notice");
-  }
-
-  /* An error next to the field (or fields) that caused it. */
-  function fieldError(node, text, inputs) {
-    node.textContent = text || "";
-    node.hidden = !text;
-    (inputs || []).forEach(function (input) {
-      if (text) input.setAttribute("aria-invalid", "true");
-      else input.removeAttribute("aria-invalid");
-    });
-  }
-
   function failure(status) {
-    return status >= 500 ? MESSAGES.unavailable : MESSAGES.unreachable;
+    return kit.failure(status, MESSAGES);
   }
 
   // -- signing in and out ---------------------------------------------------------
@@ -367,10 +305,10 @@
     if (cancelled) fact(facts, "Reason", booking.cancel_reason);
     item.appendChild(facts);
     if (!cancelled && new Date(booking.slot.start_time).getTime() > Date.now()) {
-      var open = el("button", "ad-button ad-button--secondary ad-button--danger", "Cancel meeting");
+      var open = el("button", "sw-button sw-button--secondary sw-button--danger", "Cancel meeting");
       open.type = "button";
       open.setAttribute("aria-label", "Cancel meeting with " + booking.email + ", " + slotWhen(booking.slot));
-      var buttons = el("div", "ad-buttons");
+      var buttons = el("div", "sw-buttons");
       buttons.appendChild(open);
       item.appendChild(buttons);
       open.addEventListener("click", function () {
@@ -386,26 +324,26 @@
 
   /* The confirmation step of a cancel, inside the booking's item. */
   function cancelForm(booking, back) {
-    var form = el("form", "ad-panel");
+    var form = el("form", "sw-panel");
     form.noValidate = true;
     var question = el("p", null, "Cancel the meeting with " + booking.email + ", " + slotWhen(booking.slot) +
       "? Its time becomes free again, and the lead is told when emails are set up.");
     question.id = "cancel-question-" + booking.reference;
     form.setAttribute("aria-labelledby", question.id);
-    var label = el("label", "ad-label", "Reason (optional)");
-    var reason = el("textarea", "ad-input");
+    var label = el("label", "sw-label", "Reason (optional)");
+    var reason = el("textarea", "sw-input");
     reason.id = "cancel-reason-" + booking.reference;
     reason.maxLength = 500;
     reason.rows = 2;
     label.htmlFor = reason.id;
-    var error = el("p", "ad-field-error");
+    var error = el("p", "sw-field-error");
     error.id = "cancel-error-" + booking.reference;
     error.hidden = true;
     reason.setAttribute("aria-describedby", error.id);
-    var buttons = el("div", "ad-buttons");
-    var confirm = el("button", "ad-button ad-button--danger", "Yes, cancel it");
+    var buttons = el("div", "sw-buttons");
+    var confirm = el("button", "sw-button sw-button--danger", "Yes, cancel it");
     confirm.type = "submit";
-    var keepIt = el("button", "ad-button ad-button--secondary", "Keep it");
+    var keepIt = el("button", "sw-button sw-button--secondary", "Keep it");
     keepIt.type = "button";
     buttons.appendChild(confirm);
     buttons.appendChild(keepIt);
@@ -464,16 +402,9 @@
       }
       var disposition = answer.headers.get("Content-Disposition") || "";
       var named = /filename="([^"]+)"/.exec(disposition);
-      var url = URL.createObjectURL(answer.body);
-      var link = el("a");
-      link.href = url;
-      link.download = named ? named[1] : "bookings.csv";
-      link.hidden = true;
-      document.body.appendChild(link);
-      link.click();
-      document.body.removeChild(link);
-      setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
-      say(ui.bookingsStatus, "The CSV is downloaded (" + link.download + ").", null);
+      var name = named ? named[1] : "bookings.csv";
+      kit.download(answer.body, name, document.body, 1000);
+      say(ui.bookingsStatus, "The CSV is downloaded (" + name + ").", null);
     }, function () {
       ui.csv.disabled = false;
       say(ui.bookingsStatus, MESSAGES.unreachable, "error");
@@ -521,12 +452,12 @@
         item.appendChild(el("p", null, closure.conflicts.length + " booked meeting(s) on these days, kept:"));
         item.appendChild(conflictList(closure.conflicts));
       }
-      var error = el("p", "ad-field-error");
+      var error = el("p", "sw-field-error");
       error.hidden = true;
-      var reopen = el("button", "ad-button ad-button--secondary", "Reopen");
+      var reopen = el("button", "sw-button sw-button--secondary", "Reopen");
       reopen.type = "button";
       reopen.setAttribute("aria-label", "Reopen " + days(closure));
-      var buttons = el("div", "ad-buttons");
+      var buttons = el("div", "sw-buttons");
       buttons.appendChild(reopen);
       item.appendChild(error);
       item.appendChild(buttons);

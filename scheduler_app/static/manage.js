@@ -14,14 +14,15 @@
  * token or the whole manage link, the token is put in the fragment with
  * history.replaceState (never in the query string) and the booking is loaded.
  *
- * No dependencies. Text from the API is only ever inserted as text, and there
+ * No dependencies but kit.js (the pages' shared helpers, loaded before this
+ * script). Text from the API is only ever inserted as text, and there
  * is no eval, inline script or inline style: the page runs under the same strict
  * Content-Security-Policy as /demo.
  */
 (function () {
   "use strict";
 
-  var TIMEOUT_MS = 15000;
+  var kit = window.SchedulerKit; // kit.js, loaded before this script
   // The service's own path (empty, or a prefix such as /leads): what comes before /manage/.
   var base = window.location.pathname.replace(/\/manage\/[^\/]*$/, "");
 
@@ -53,117 +54,47 @@
     moving: "Moving your meeting\u2026"
   };
 
-  var dayKey = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit" });
-  var dayLabel = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long" });
-  var dateLabel = new Intl.DateTimeFormat(undefined, {
-    weekday: "long", day: "numeric", month: "long", year: "numeric"
-  });
-  var timeLabel = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
-  var visitorZone = new Intl.DateTimeFormat().resolvedOptions().timeZone;
+  var formats = kit.formats(undefined); // in the lead's own time zone (the browser's)
+  var dayLabel = formats.dayLabel;
+  var dateLabel = formats.dateLabel;
+  var timeLabel = formats.timeLabel;
+  var visitorZone = kit.visitorZone;
+  var el = kit.el;
+  var clear = kit.clear;
+  var range = kit.range;
+  var say = kit.say;
+  var detail = kit.detail;
 
   function $(id) { return document.getElementById(id); }
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  }
-
-  function range(format, start, end) {
-    return typeof format.formatRange === "function"
-      ? format.formatRange(start, end)
-      : format.format(start) + " \u2013 " + format.format(end);
-  }
 
   function when(slot) {
     var start = new Date(slot.start_time);
     return dayLabel.format(start) + ", " + timeLabel.format(start);
   }
 
-  /* The rep's time, in the zone the service names (SCHEDULER_TIMEZONE). */
-  function repClock(zone) {
-    var format = null;
-    try {
-      format = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone: zone || "UTC" });
-    } catch (e) {
-      zone = "UTC";
-      format = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone: "UTC" });
-    }
-    return {
-      name: (zone || "UTC").split("/").pop().replace(/_/g, " "),
-      range: function (slot) { return range(format, new Date(slot.start_time), new Date(slot.end_time)); },
-      time: function (slot) { return format.format(new Date(slot.start_time)); }
-    };
-  }
-
-  /* An Idempotency-Key: a random UUID (crypto.randomUUID needs a secure context). */
-  function newKey() {
-    var crypto = window.crypto;
-    if (crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
-    var bytes = new Uint8Array(16);
-    crypto.getRandomValues(bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    var hex = Array.prototype.map.call(bytes, function (b) { return (b + 0x100).toString(16).slice(1); }).join("");
-    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
-  }
-
-  /* fetch with a timeout; resolves {status, body} for any HTTP answer, rejects
-     when there is none (network down, timed out). */
+  /* kit.request to this service: resolves {status, body} for any HTTP answer,
+     rejects when there is none (network down, timed out). ``options``: token
+     (sent only as a Bearer header), key (Idempotency-Key), payload. */
   function request(method, path, options) {
     options = options || {};
-    var init = { method: method, credentials: "omit", cache: "no-store", headers: { Accept: "application/json" } };
-    if (options.token) init.headers.Authorization = "Bearer " + options.token;
-    if (options.key) init.headers["Idempotency-Key"] = options.key;
-    if (options.payload !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(options.payload);
-    }
-    var timer = null;
-    if (typeof AbortController === "function") {
-      var controller = new AbortController();
-      init.signal = controller.signal;
-      timer = setTimeout(function () { controller.abort(); }, TIMEOUT_MS);
-    }
-    return fetch(base + path, init).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (body) {
-        if (timer) clearTimeout(timer);
-        return { status: response.status, body: body };
-      });
-    }, function (error) {
-      if (timer) clearTimeout(timer);
-      throw error;
-    });
-  }
-
-  function detail(body, fallback) {
-    return body && typeof body.detail === "string" ? body.detail : fallback;
+    var sent = { key: options.key, payload: options.payload };
+    if (options.token) sent.headers = { Authorization: "Bearer " + options.token };
+    return kit.request(method, base + path, sent);
   }
 
   /* A 422's words: its detail, or the messages of FastAPI's list of errors. */
   function problem(body) {
-    var items = body && Array.isArray(body.detail) ? body.detail : [];
-    var text = items.map(function (item) { return String(item.msg || "").replace(/^Value error, /, ""); }).join(" ");
-    return text || detail(body, "The service could not accept this request.");
-  }
-
-  /* A 409 or 404 about the slot asked for ("Slot 4 is already booked."), not the booking. */
-  function aboutSlot(body) {
-    return /^Slot \d+ /.test(detail(body, ""));
+    return kit.problem(body, "The service could not accept this request.");
   }
 
   function failure(status) {
-    return status >= 500 ? MESSAGES.unavailable : MESSAGES.unreachable;
+    return kit.failure(status, MESSAGES);
   }
 
   var root = $("manage");
   if (!root) return;
-  var rep = repClock(root.getAttribute("data-rep-timezone"));
+  // The rep's time, in the zone the service names (SCHEDULER_TIMEZONE).
+  var rep = new kit.RepClock(kit.zoneOrUtc(root.getAttribute("data-rep-timezone") || "UTC"));
 
   var ui = {
     status: $("status"), retry: $("retry"),
@@ -189,17 +120,11 @@
     busy: false,
     buttons: [],
     selected: null,
-    hold: null, // {slotId, slot, id, token}: this page's live hold
-    holdPending: null, // the answer of a hold being placed
-    holdSeq: 0,
-    attempt: null // {body, key}: the move last sent, while it may be retried
+    holds: new kit.Holds(function (method, path, payload, token) { // this page's live hold
+      return request(method, path, { payload: payload, token: token });
+    }),
+    attempt: new kit.Attempt() // the move last sent, while it may be retried
   };
-
-  function say(node, text, tone) {
-    node.textContent = text || "";
-    node.classList.toggle("sw-status--error", tone === "error");
-    node.classList.toggle("sw-status--notice", tone === "notice");
-  }
 
   function setBusy(busy) {
     state.busy = busy;
@@ -372,7 +297,7 @@
     ui.booking.classList.toggle("sw-booking--cancelled", cancelled);
     ui.date.textContent = dateLabel.format(start);
     ui.time.textContent = range(timeLabel, start, end) + " your time (" + visitorZone.replace(/_/g, " ") + ")";
-    ui.rep.textContent = rep.range(slot) + " rep\u2019s time (" + rep.name + ")";
+    ui.rep.textContent = rep.range(slot.start_time, slot.end_time) + " rep\u2019s time (" + rep.name + ")";
     ui.email.textContent = booking.email;
     ui.name.textContent = booking.name || "";
     ui.nameRow.hidden = !booking.name;
@@ -391,7 +316,7 @@
   }
 
   function closePanels() {
-    releaseHold();
+    state.holds.release();
     state.panel = null;
     ui.cancelPanel.hidden = true;
     ui.reschedulePanel.hidden = true;
@@ -416,13 +341,7 @@
   }
 
   function reasonError(message) {
-    ui.reasonError.textContent = message || "";
-    ui.reasonError.hidden = !message;
-    if (message) {
-      ui.reason.setAttribute("aria-invalid", "true");
-    } else {
-      ui.reason.removeAttribute("aria-invalid");
-    }
+    kit.fieldError(ui.reasonError, message, [ui.reason]);
   }
 
   function sendCancel() {
@@ -508,9 +427,9 @@
     var current = state.booking ? state.booking.slot.id : null;
     var slots = free.filter(function (slot) { return slot.id !== current; });
     // The time this page holds is not listed as free any more; it is still the lead's pick.
-    if (state.hold && !slots.some(function (s) { return s.id === state.hold.slotId; })) {
-      slots.push(state.hold.slot);
-      slots.sort(function (a, b) { return new Date(a.start_time) - new Date(b.start_time); });
+    var held = state.holds.held;
+    if (held && !slots.some(function (s) { return s.id === held.slotId; })) {
+      slots = kit.byStart(slots.concat([held.slot]));
     }
     if (state.selected && !slots.some(function (s) { return s.id === state.selected.id; })) select(null);
     clear(ui.days);
@@ -523,54 +442,25 @@
       if (refocus || notice) ui.slotsRetry.focus();
       return;
     }
-    ui.intro.textContent = "Times are in your time zone (" + visitorZone.replace(/_/g, " ") +
-      "); the rep\u2019s time (" + rep.name + ") is in small type.";
+    ui.intro.textContent = kit.zonesIntro(rep.name);
     ui.intro.hidden = false;
-    var list = null;
-    var lastKey = null;
-    slots.forEach(function (slot) {
-      var start = new Date(slot.start_time);
-      var key = dayKey.format(start);
-      if (key !== lastKey) {
-        lastKey = key;
-        var day = el("div", "sw-day");
-        var heading = el("h4", "sw-day-title", dayLabel.format(start));
-        heading.id = "reschedule-day-" + key;
-        day.setAttribute("role", "group");
-        day.setAttribute("aria-labelledby", heading.id);
-        list = el("ul", "sw-slots");
-        day.appendChild(heading);
-        day.appendChild(list);
-        ui.days.appendChild(day);
-      }
-      list.appendChild(slotItem(slot, start));
-    });
+    kit.slotDays(ui.days, slots, { formats: formats, heading: "h4", idPrefix: "reschedule-day-", item: slotItem });
     if (!state.selected) say(ui.moveMessage, notice || MESSAGES.pick(slots.length), notice ? "notice" : null);
     if (refocus || notice) state.buttons[0].focus(); // the control used is gone: go on from the list
   }
 
   function slotItem(slot, start) {
-    var item = el("li", "sw-slot-item");
-    var button = el("button", "sw-slot");
-    button.type = "button";
-    button.setAttribute("aria-pressed", state.selected && state.selected.id === slot.id ? "true" : "false");
-    button.appendChild(el("span", "sw-time", timeLabel.format(start)));
-    var repTime = el("span", "sw-rep", rep.time(slot));
-    repTime.appendChild(el("span", "sw-visually-hidden", " rep\u2019s time"));
-    button.appendChild(el("span", "sw-visually-hidden", " your time, "));
-    button.appendChild(repTime);
-    button.addEventListener("click", function () { pick(slot); });
-    button.slotId = slot.id;
-    state.buttons.push(button);
-    item.appendChild(button);
+    var pressed = state.selected && state.selected.id === slot.id;
+    var item = kit.slotItem(slot, timeLabel.format(start), rep.time(slot.start_time), pressed, function () {
+      pick(slot);
+    });
+    state.buttons.push(item.firstChild);
     return item;
   }
 
   function select(slot) {
     state.selected = slot;
-    state.buttons.forEach(function (button) {
-      button.setAttribute("aria-pressed", slot && button.slotId === slot.id ? "true" : "false");
-    });
+    kit.pressSlot(state.buttons, slot);
     ui.moveConfirm.hidden = !slot;
     if (slot) ui.moveConfirm.textContent = "Move my meeting to " + when(slot);
   }
@@ -590,53 +480,17 @@
      says at once that the time was just taken; other failures go on without a
      hold (the move itself then says whether the time is still free). */
   function placeHold(slot) {
-    releaseHold();
-    var seq = state.holdSeq;
     say(ui.moveMessage, MESSAGES.holding(when(slot)), null);
-    state.holdPending = request("POST", "/holds", { payload: { slot_id: slot.id } }).then(function (answer) {
-      var body = answer.body;
-      if (seq !== state.holdSeq) { // picked another time meanwhile: give this one back
-        if (answer.status === 201 && body) sendRelease(body.hold_id, body.hold_token);
-        return;
-      }
-      state.holdPending = null;
-      if (answer.status === 201 && body && body.hold_token) {
-        state.hold = { slotId: slot.id, slot: slot, id: body.hold_id, token: body.hold_token };
+    state.holds.place(slot, function (status) {
+      if (status === 201) {
         say(ui.moveMessage, MESSAGES.held(when(slot)), null);
-      } else if (answer.status === 409 || answer.status === 404) {
+      } else if (status === 409 || status === 404) {
         select(null);
         loadSlots(MESSAGES.taken);
       } else {
         say(ui.moveMessage, "", null);
       }
-    }, function () {
-      if (seq === state.holdSeq) {
-        state.holdPending = null;
-        say(ui.moveMessage, "", null);
-      }
     });
-  }
-
-  function sendRelease(id, token) {
-    request("DELETE", "/holds/" + encodeURIComponent(id), { token: token }).catch(function () {});
-  }
-
-  /* Give back the held time (it would run out by itself in a few minutes). */
-  function releaseHold() {
-    state.holdSeq += 1;
-    state.holdPending = null;
-    if (state.hold) {
-      sendRelease(state.hold.id, state.hold.token);
-      state.hold = null;
-    }
-  }
-
-  /* The Idempotency-Key of a move: a new one for a new move, the same one
-     while the same move is retried after a network error or a 5xx. */
-  function attemptKey(payload) {
-    var body = JSON.stringify(payload);
-    if (!state.attempt || state.attempt.body !== body) state.attempt = { body: body, key: newKey() };
-    return state.attempt.key;
   }
 
   function move() {
@@ -644,20 +498,21 @@
     var slot = state.selected;
     setBusy(true);
     say(ui.moveMessage, MESSAGES.moving, null);
-    Promise.resolve(state.holdPending).then(function () {
+    Promise.resolve(state.holds.pending).then(function () {
       if (state.panel !== "reschedule") {
         setBusy(false);
         return;
       }
       if (state.selected !== slot) return; // just taken: the list is being loaded again
       var payload = { slot_id: slot.id };
-      if (state.hold && state.hold.slotId === slot.id) payload.hold_token = state.hold.token;
-      var key = attemptKey(payload);
+      var holdToken = state.holds.tokenFor(slot);
+      if (holdToken) payload.hold_token = holdToken;
+      var key = state.attempt.keyFor(payload); // the same again when this move is retried
       request("POST", bookingPath() + "/reschedule", {
         token: state.token, key: key, payload: payload
       }).then(function (answer) {
         setBusy(false);
-        if (answer.status < 500) state.attempt = null;
+        state.attempt.answered(answer.status);
         moved(answer, slot);
       }, function () {
         setBusy(false);
@@ -669,21 +524,21 @@
   function moved(answer, slot) {
     var body = answer.body;
     if (answer.status === 200 && body && body.slot) {
-      state.hold = null; // it became the booking
+      state.holds.drop(); // it became the booking
       closePanels();
       show(body);
       say(ui.status, MESSAGES.moved(when(body.slot)), "notice");
       ui.title.focus();
-    } else if ((answer.status === 409 || answer.status === 404) && aboutSlot(body)) {
-      state.hold = null;
-      releaseHold();
+    } else if ((answer.status === 409 || answer.status === 404) && kit.aboutSlot(body)) {
+      state.holds.drop();
+      state.holds.release();
       select(null);
       loadSlots(MESSAGES.taken);
     } else if (answer.status === 404 || answer.status === 401) {
       notFound();
     } else if (answer.status === 409) {
       // The booking itself cannot move (cancelled or started elsewhere): say why here.
-      releaseHold();
+      state.holds.release();
       select(null);
       clear(ui.days);
       state.buttons = [];

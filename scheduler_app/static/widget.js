@@ -9,7 +9,9 @@
  * data-scheduler-timezone="America/New_York" names the rep's time zone
  * (otherwise the rep's time is read from the offsets the API sends).
  *
- * No dependencies. Text from the API is only ever inserted as text, and there
+ * No dependencies but kit.js and kit.css, the pages' shared helpers and
+ * controls, which the widget loads itself from its own origin, as it loads
+ * widget.css. Text from the API is only ever inserted as text, and there
  * is no eval, inline script, inline style or inline event handler, so the
  * widget runs under a strict Content-Security-Policy that allows the API's
  * origin in script-src, style-src and connect-src.
@@ -24,7 +26,6 @@
 (function () {
   "use strict";
 
-  var TIMEOUT_MS = 15000;
   var script = document.currentScript;
   var scriptOrigin = script && script.src
     ? new URL(script.src, document.baseURI).origin
@@ -53,91 +54,25 @@
     calendarMissing: "The invitation is not available right now. Please use the manage link instead."
   };
 
-  // Formats in the visitor's own time zone (the browser's default).
-  var visitorZone = new Intl.DateTimeFormat().resolvedOptions().timeZone;
-  var dayKey = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit" });
-  var dayLabel = new Intl.DateTimeFormat(undefined, { weekday: "long", day: "numeric", month: "long" });
-  var dateLabel = new Intl.DateTimeFormat(undefined, {
-    weekday: "long", day: "numeric", month: "long", year: "numeric"
-  });
-  var timeLabel = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
-
-  var ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
-
-  function clear(node) {
-    while (node.firstChild) node.removeChild(node.firstChild);
-  }
-
-  function range(format, start, end) {
-    return typeof format.formatRange === "function"
-      ? format.formatRange(start, end)
-      : format.format(start) + " \u2013 " + format.format(end);
-  }
-
-  /* The rep's clock: a named zone if the page gave one, else the API's offsets. */
-  function RepClock(zone) {
-    this.zone = null;
-    if (zone) {
-      try {
-        this.format = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone: zone });
-        this.zone = zone;
-        this.name = zone.split("/").pop().replace(/_/g, " ");
-      } catch (e) {
-        this.zone = null; // an unknown zone: fall back to the offsets
-      }
-    }
-    if (!this.zone) {
-      this.format = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit", timeZone: "UTC" });
-      this.name = null;
-    }
-  }
-
-  // The wall-clock time written in the timestamp, as a Date to format in UTC.
-  RepClock.prototype.wall = function (iso) {
-    var m = ISO.exec(iso);
-    if (!m) return new Date(iso);
-    return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]));
-  };
-
-  RepClock.prototype.time = function (iso) {
-    return this.format.format(this.zone ? new Date(iso) : this.wall(iso));
-  };
-
-  RepClock.prototype.range = function (startIso, endIso) {
-    return this.zone
-      ? range(this.format, new Date(startIso), new Date(endIso))
-      : range(this.format, this.wall(startIso), this.wall(endIso));
-  };
-
-  RepClock.prototype.label = function (iso) {
-    if (this.name) return this.name;
-    var m = ISO.exec(iso);
-    var offset = m ? m[6] : "";
-    return offset === "Z" || offset === "+00:00" ? "UTC" : "UTC" + offset.replace("-", "\u2212");
-  };
+  // The kit's helpers (kit.js): set by start(), before any widget is made.
+  var el, clear, range, visitorZone, formats, dayLabel, dateLabel, timeLabel, kit;
 
   function Widget(root) {
+    var self = this;
     counter += 1;
     this.root = root;
     this.api = (root.getAttribute("data-scheduler-api") || scriptOrigin).replace(/\/+$/, "");
-    this.rep = new RepClock(root.getAttribute("data-scheduler-timezone"));
+    this.rep = new kit.RepClock(root.getAttribute("data-scheduler-timezone"));
     this.prefix = "scheduler-widget-" + counter;
     this.slots = [];
     this.buttons = [];
     this.selected = null;
     this.busy = false;
     this.acting = false; // a visitor's click is being answered: move focus where it helps
-    this.hold = null; // {slotId, slot, id, token, expires}: the time this widget holds
-    this.holdPending = null; // the answer of a hold being placed
-    this.holdSeq = 0; // bumped whenever a hold is given up, so late answers are given back
-    this.attempt = null; // {body, key}: the booking last sent, while it may be retried
+    this.holds = new kit.Holds(function (method, path, payload, token) { // the time this widget holds
+      return self.request(method, path, payload, token ? { Authorization: "Bearer " + token } : undefined);
+    });
+    this.attempt = new kit.Attempt(); // the booking last sent, while it may be retried
     this.liveVersion = null; // the feed version the list is at (see "Live availability")
     this.liveEtag = null;
     this.liveLog = [];
@@ -210,9 +145,7 @@
   };
 
   Widget.prototype.say = function (text, tone) {
-    this.status.textContent = text;
-    this.status.classList.toggle("sw-status--error", tone === "error");
-    this.status.classList.toggle("sw-status--notice", tone === "notice");
+    kit.say(this.status, text, tone);
   };
 
   Widget.prototype.setBusy = function (busy) {
@@ -222,41 +155,15 @@
     this.buttons.forEach(function (button) { button.disabled = busy; });
   };
 
-  /* fetch with a timeout; resolves {status, body} for any HTTP answer, rejects
-     when there is none (network down, refused by CORS, timed out). */
+  /* kit.request to this widget's API: resolves {status, body, etag, ...} for
+     any HTTP answer, rejects when there is none. */
   Widget.prototype.request = function (method, path, payload, headers) {
-    var options = {
-      method: method,
-      mode: "cors",
-      credentials: "omit",
-      cache: "no-store",
-      headers: { Accept: "application/json" }
-    };
-    Object.keys(headers || {}).forEach(function (name) { options.headers[name] = headers[name]; });
-    if (payload !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.body = JSON.stringify(payload);
-    }
-    var timer = null;
-    if (typeof AbortController === "function") {
-      var controller = new AbortController();
-      options.signal = controller.signal;
-      timer = setTimeout(function () { controller.abort(); }, TIMEOUT_MS);
-    }
-    return fetch(this.api + path, options).then(function (response) {
-      return response.json().catch(function () { return null; }).then(function (body) {
-        if (timer) clearTimeout(timer);
-        return { status: response.status, body: body, etag: response.headers.get("ETag") };
-      });
-    }, function (error) {
-      if (timer) clearTimeout(timer);
-      throw error;
-    });
+    return kit.request(method, this.api + path, { mode: "cors", payload: payload, headers: headers });
   };
 
   Widget.prototype.fail = function (status) {
     this.setBusy(false);
-    this.say(status >= 500 ? MESSAGES.unavailable : MESSAGES.unreachable, "error");
+    this.say(kit.failure(status, MESSAGES), "error");
     this.retry.textContent = "Try again";
     this.retry.hidden = false;
     if (this.acting) this.retry.focus();
@@ -287,7 +194,7 @@
     this.buttons = [];
     var stillFree = this.selected && slots.some(function (s) { return s.id === self.selected.id; });
     if (!stillFree) {
-      this.releaseHold();
+      this.holds.release();
       this.select(null);
     }
     clear(this.days);
@@ -302,29 +209,12 @@
       this.acting = false;
       return;
     }
-    this.intro.textContent = "Times are in your time zone (" + visitorZone.replace(/_/g, " ") +
-      "); the rep\u2019s time (" + this.rep.label(slots[0].start_time) + ") is in small type.";
+    this.intro.textContent = kit.zonesIntro(this.rep.label(slots[0].start_time));
     this.intro.hidden = false;
 
-    var list = null;
-    var lastKey = null;
-    slots.forEach(function (slot) {
-      var start = new Date(slot.start_time);
-      var key = dayKey.format(start);
-      if (key !== lastKey) {
-        lastKey = key;
-        var day = el("div", "sw-day");
-        var headingId = self.prefix + "-day-" + key;
-        var heading = el("h3", "sw-day-title", dayLabel.format(start));
-        heading.id = headingId;
-        day.setAttribute("role", "group");
-        day.setAttribute("aria-labelledby", headingId);
-        list = el("ul", "sw-slots");
-        day.appendChild(heading);
-        day.appendChild(list);
-        self.days.appendChild(day);
-      }
-      list.appendChild(self.slotItem(slot, start));
+    kit.slotDays(this.days, slots, {
+      formats: formats, heading: "h3", idPrefix: this.prefix + "-day-",
+      item: function (slot, start) { return self.slotItem(slot, start); }
     });
     this.say(notice || MESSAGES.pick(slots.length), notice ? "notice" : null);
     if (this.acting) {
@@ -336,30 +226,18 @@
 
   Widget.prototype.slotItem = function (slot, start) {
     var self = this;
-    var item = el("li", "sw-slot-item");
-    var button = el("button", "sw-slot");
-    button.type = "button";
-    button.setAttribute("aria-pressed", this.selected && this.selected.id === slot.id ? "true" : "false");
-    button.appendChild(el("span", "sw-time", timeLabel.format(start)));
-    var rep = el("span", "sw-rep", this.rep.time(slot.start_time));
-    rep.appendChild(el("span", "sw-visually-hidden", " rep\u2019s time"));
-    button.appendChild(el("span", "sw-visually-hidden", " your time, "));
-    button.appendChild(rep);
-    button.addEventListener("click", function () {
+    var pressed = this.selected && this.selected.id === slot.id;
+    var item = kit.slotItem(slot, timeLabel.format(start), this.rep.time(slot.start_time), pressed, function () {
       self.pick(slot);
       self.email.focus();
     });
-    button.slotId = slot.id;
-    this.buttons.push(button);
-    item.appendChild(button);
+    this.buttons.push(item.firstChild);
     return item;
   };
 
   Widget.prototype.select = function (slot) {
     this.selected = slot;
-    this.buttons.forEach(function (button) {
-      button.setAttribute("aria-pressed", slot && button.slotId === slot.id ? "true" : "false");
-    });
+    kit.pressSlot(this.buttons, slot);
     this.form.hidden = !slot;
     if (slot) {
       var start = new Date(slot.start_time);
@@ -370,13 +248,7 @@
   };
 
   Widget.prototype.fieldError = function (message) {
-    this.emailError.textContent = message || "";
-    this.emailError.hidden = !message;
-    if (message) {
-      this.email.setAttribute("aria-invalid", "true");
-    } else {
-      this.email.removeAttribute("aria-invalid");
-    }
+    kit.fieldError(this.emailError, message, [this.email]);
   };
 
   Widget.prototype.book = function () {
@@ -400,17 +272,17 @@
     this.say(MESSAGES.booking, null);
     var slot = this.selected;
     // After the hold's answer: a time just taken is listed again instead of booked.
-    Promise.resolve(this.holdPending).then(function () {
+    Promise.resolve(this.holds.pending).then(function () {
       if (self.selected !== slot) return;
       var payload = self.bookingPayload(slot, email);
-      var headers = { "Idempotency-Key": self.attemptKey(payload) };
+      var headers = { "Idempotency-Key": self.attempt.keyFor(payload) };
       return self.request("POST", "/book", payload, headers).then(function (answer) {
-        if (answer.status < 500) self.attempt = null; // answered: a new attempt gets a new key
+        self.attempt.answered(answer.status); // answered: a new attempt gets a new key
         if (answer.status === 200 && answer.body && answer.body.slot) {
-          self.hold = null; // it is the booking now
+          self.holds.drop(); // it is the booking now
           self.confirm(answer.body.slot, answer.body.booking);
         } else if (answer.status === 404 || (answer.status === 409 && slotRefusal(answer.body))) {
-          self.releaseHold();
+          self.holds.release();
           self.select(null);
           self.load(MESSAGES.taken);
         } else if (answer.status === 409) {
@@ -430,14 +302,12 @@
   Widget.prototype.invalid = function (body) {
     this.setBusy(false);
     this.acting = false;
-    var detail = body && Array.isArray(body.detail) ? body.detail : [];
     var emailMessages = [];
     var others = [];
-    detail.forEach(function (item) {
-      var loc = Array.isArray(item.loc) ? item.loc : [];
-      var text = String(item.msg || "is not valid").replace(/^Value error, /, "");
+    kit.invalidItems(body).forEach(function (item) {
+      var text = item.text || "is not valid";
       text = text.charAt(0).toUpperCase() + text.slice(1);
-      (loc[loc.length - 1] === "email" ? emailMessages : others).push(text);
+      (item.field === "email" ? emailMessages : others).push(text);
     });
     if (emailMessages.length) {
       this.fieldError(emailMessages.join(" "));
@@ -479,20 +349,7 @@
   /* A 409 about the slot ("Slot 4 is already booked.", "... is held by another
      visitor ..."), not about the lead (their limit of upcoming bookings). */
   function slotRefusal(body) {
-    var detail = body && typeof body.detail === "string" ? body.detail : null;
-    return detail === null || /^Slot \d+ /.test(detail);
-  }
-
-  /* A random UUID for an Idempotency-Key (crypto.randomUUID needs a secure context). */
-  function newKey() {
-    var crypto = window.crypto;
-    if (crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
-    var bytes = new Uint8Array(16);
-    crypto.getRandomValues(bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    var hex = Array.prototype.map.call(bytes, function (b) { return (b + 0x100).toString(16).slice(1); }).join("");
-    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
+    return kit.detail(body, null) === null || kit.aboutSlot(body);
   }
 
   /* ``value`` trimmed, at most ``limit`` characters (code points, as the API counts). */
@@ -518,13 +375,11 @@
 
   /* The time this widget holds is no longer listed as free; it is still the visitor's pick. */
   Widget.prototype.withHeldSlot = function (slots) {
-    var hold = this.hold;
+    var hold = this.holds.held;
     if (!hold || !(hold.expires > Date.now()) || slots.some(function (s) { return s.id === hold.slotId; })) {
       return slots;
     }
-    return slots.concat([hold.slot]).sort(function (a, b) {
-      return new Date(a.start_time) - new Date(b.start_time);
-    });
+    return kit.byStart(slots.concat([hold.slot]));
   };
 
   Widget.prototype.pick = function (slot) {
@@ -538,61 +393,25 @@
      then says whether the time is still free). */
   Widget.prototype.placeHold = function (slot) {
     var self = this;
-    this.releaseHold();
-    var seq = this.holdSeq;
-    this.holdPending = this.request("POST", "/holds", { slot_id: slot.id }).then(function (answer) {
-      var body = answer.body;
-      if (seq !== self.holdSeq) { // given up meanwhile (another time picked): give it back
-        if (answer.status === 201 && body) self.sendRelease(body.hold_id, body.hold_token);
-        return;
-      }
-      self.holdPending = null;
-      if (answer.status === 201 && body && body.hold_token) {
-        self.hold = {
-          slotId: slot.id, slot: slot, id: body.hold_id, token: body.hold_token,
-          expires: Date.parse(body.expires_at)
-        };
+    this.holds.place(slot, function (status) {
+      if (status === 201) {
         if (self.selected === slot) self.choice.appendChild(el("span", "sw-choice-held", " " + MESSAGES.held));
-      } else if (answer.status === 409 || answer.status === 404) {
+      } else if (status === 409 || status === 404) {
         self.select(null);
         self.acting = true; // the form goes away: the focus goes to the list
         self.load(MESSAGES.taken);
       }
-    }, function () {
-      if (seq === self.holdSeq) self.holdPending = null;
     });
-  };
-
-  Widget.prototype.sendRelease = function (id, token) {
-    this.request("DELETE", "/holds/" + encodeURIComponent(id), undefined,
-      { Authorization: "Bearer " + token }).catch(function () {});
-  };
-
-  /* Give the held time back now (it would run out by itself in a few minutes). */
-  Widget.prototype.releaseHold = function () {
-    this.holdSeq += 1;
-    this.holdPending = null;
-    if (this.hold) {
-      this.sendRelease(this.hold.id, this.hold.token);
-      this.hold = null;
-    }
   };
 
   Widget.prototype.bookingPayload = function (slot, email) {
     var payload = { slot_id: slot.id, email: email };
     if (visitorZone) payload.timezone = visitorZone;
-    if (this.hold && this.hold.slotId === slot.id) payload.hold_token = this.hold.token;
+    var holdToken = this.holds.tokenFor(slot);
+    if (holdToken) payload.hold_token = holdToken;
     var source = captureSource();
     if (source) payload.source = source;
     return payload;
-  };
-
-  /* A new key for a new booking attempt; the same key while the same booking
-     is retried after a network error or a 5xx, so that it is made once. */
-  Widget.prototype.attemptKey = function (payload) {
-    var body = JSON.stringify(payload);
-    if (!this.attempt || this.attempt.body !== body) this.attempt = { body: body, key: newKey() };
-    return this.attempt.key;
   };
 
   /* A 409 about the lead (their limit of upcoming bookings): said by the email. */
@@ -633,42 +452,23 @@
      the manage token) and offer it as booking-<reference>.ics. */
   Widget.prototype.addToCalendar = function (booking, button, message) {
     var self = this;
-    var options = {
-      method: "GET", mode: "cors", credentials: "omit", cache: "no-store",
-      headers: { Accept: "text/calendar", Authorization: "Bearer " + booking.token }
-    };
-    var timer = null;
-    if (typeof AbortController === "function") {
-      var controller = new AbortController();
-      options.signal = controller.signal;
-      timer = setTimeout(function () { controller.abort(); }, TIMEOUT_MS);
-    }
     button.disabled = true;
     message.classList.remove("sw-status--error");
     message.textContent = MESSAGES.calendarLoading;
     var path = "/bookings/" + encodeURIComponent(booking.reference) + "/invite.ics";
-    fetch(this.api + path, options).then(function (response) {
-      if (response.status !== 200) return { status: response.status };
-      return response.blob().then(function (blob) { return { status: 200, blob: blob }; });
+    kit.request("GET", this.api + path, {
+      mode: "cors", token: booking.token, accept: "text/calendar", blob: true
     }).then(function (answer) {
-      if (timer) clearTimeout(timer);
       button.disabled = false;
       if (answer.status !== 200) {
         message.textContent = answer.status >= 500 ? MESSAGES.unavailable : MESSAGES.calendarMissing;
         message.classList.add("sw-status--error");
         return;
       }
-      var url = URL.createObjectURL(new Blob([answer.blob], { type: "text/calendar" }));
-      var link = el("a", "sw-visually-hidden", "booking-" + booking.reference + ".ics");
-      link.href = url;
-      link.download = "booking-" + booking.reference + ".ics";
-      self.root.appendChild(link);
-      link.click();
-      self.root.removeChild(link);
-      setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+      var name = "booking-" + booking.reference + ".ics";
+      kit.download(new Blob([answer.body], { type: "text/calendar" }), name, self.root, 60000);
       message.textContent = MESSAGES.calendarDone;
     }, function () {
-      if (timer) clearTimeout(timer);
       button.disabled = false;
       message.textContent = MESSAGES.unreachable;
       message.classList.add("sw-status--error");
@@ -910,7 +710,7 @@
         taken = true; // booked, held or removed by someone else while this visitor types
       }
     });
-    slots.sort(function (a, b) { return Date.parse(a.start_time) - Date.parse(b.start_time); });
+    kit.byStart(slots);
     this.liveRender(slots, taken ? MESSAGES.taken : undefined);
   };
 
@@ -918,12 +718,9 @@
      in a booking attempt of theirs: only they can have held or booked it. */
   Widget.prototype.liveMine = function (id) {
     if (!this.selected || this.selected.id !== id) return false;
-    if (this.holdPending || (this.hold && this.hold.slotId === id)) return true;
-    try {
-      return Boolean(this.attempt && JSON.parse(this.attempt.body).slot_id === id);
-    } catch (e) {
-      return false;
-    }
+    if (this.holds.mine(id)) return true;
+    var sent = this.attempt.pending();
+    return Boolean(sent && sent.slot_id === id);
   };
 
   /* Draw ``slots`` without disturbing the visitor: the focused time keeps the
@@ -935,8 +732,7 @@
     }
     var active = document.activeElement;
     var focusedSlot = active && active.slotId;
-    var message = this.status.classList.contains("sw-status--error") ? "error"
-      : this.status.classList.contains("sw-status--notice") ? "notice" : null;
+    var message = kit.toneOf(this.status);
     var text = this.status.textContent;
     if (notice && this.form.contains(active)) this.acting = true; // the form goes: focus the list
     this.render(slots, notice);
@@ -965,9 +761,7 @@
         var taken = false;
         if (chosen && !listed) {
           if (self.liveMine(chosen.id)) { // theirs (held, or booked by an answer not yet seen)
-            slots = slots.concat([chosen]).sort(function (a, b) {
-              return Date.parse(a.start_time) - Date.parse(b.start_time);
-            });
+            slots = kit.byStart(slots.concat([chosen]));
           } else {
             taken = true;
           }
@@ -985,8 +779,9 @@
     });
   };
 
-  function addStylesheet() {
-    var href = scriptOrigin + "/widget.css";
+  /* The stylesheet ``name`` from the widget's origin, once per page. */
+  function addStylesheet(name) {
+    var href = scriptOrigin + "/" + name;
     var links = document.querySelectorAll('link[rel="stylesheet"]');
     for (var i = 0; i < links.length; i += 1) {
       if (links[i].href === href) return;
@@ -997,15 +792,55 @@
     document.head.appendChild(link);
   }
 
+  /* Call ``then`` once the kit (kit.js, from the widget's origin) has run:
+     at once if the page has it, else after loading it, once per page. */
+  function withKit(then) {
+    if (window.SchedulerKit) {
+      then();
+      return;
+    }
+    var src = scriptOrigin + "/kit.js";
+    var tag = null;
+    var scripts = document.querySelectorAll("script[src]");
+    for (var i = 0; i < scripts.length; i += 1) {
+      if (scripts[i].src === src) tag = scripts[i];
+    }
+    if (!tag) {
+      tag = document.createElement("script");
+      tag.src = src;
+      document.head.appendChild(tag);
+    }
+    tag.addEventListener("load", function () {
+      if (window.SchedulerKit) then();
+    });
+  }
+
+  function useKit() {
+    kit = window.SchedulerKit;
+    el = kit.el;
+    clear = kit.clear;
+    range = kit.range;
+    visitorZone = kit.visitorZone;
+    formats = kit.formats(undefined); // in the visitor's own time zone (the browser's)
+    dayLabel = formats.dayLabel;
+    dateLabel = formats.dateLabel;
+    timeLabel = formats.timeLabel;
+  }
+
   function start() {
     var roots = document.querySelectorAll("[data-scheduler-api]");
-    if (roots.length) addStylesheet();
-    for (var i = 0; i < roots.length; i += 1) {
-      if (!roots[i].hasAttribute("data-scheduler-ready")) {
-        roots[i].setAttribute("data-scheduler-ready", "");
-        new Widget(roots[i]);
+    if (!roots.length) return;
+    addStylesheet("kit.css");
+    addStylesheet("widget.css");
+    withKit(function () {
+      useKit();
+      for (var i = 0; i < roots.length; i += 1) {
+        if (!roots[i].hasAttribute("data-scheduler-ready")) {
+          roots[i].setAttribute("data-scheduler-ready", "");
+          new Widget(roots[i]);
+        }
       }
-    }
+    });
   }
 
   if (document.readyState === "loading") {
