@@ -8,18 +8,19 @@ cannot be reached the PostgreSQL tests are skipped, saying so, except under CI
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import invariant
 import psycopg2
 import pytest
 from fastapi.testclient import TestClient
-from support import unavailable
+from receivers import make_certificate
+from support import FRIDAY, Clock, unavailable
 
 from scheduler_app.app import create_app
 from scheduler_app.db import close_database, init_database
@@ -28,8 +29,14 @@ from scheduler_app.settings import Settings
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-# Friday 2026-11-20, 15:00 UTC: the next business day (US) is Monday 2026-11-23.
-FRIDAY = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+
+def pytest_collection_modifyitems(items):
+    """A test that asks for the PostgreSQL server itself must say so by its marker,
+    so that ``-m postgres`` / ``-m "not postgres"`` select what they say."""
+    unmarked = [item.nodeid for item in items if "postgres_url" in item.fixturenames
+                and item.get_closest_marker("postgres") is None]
+    if unmarked:
+        raise pytest.UsageError(f"uses postgres_url without @pytest.mark.postgres: {unmarked}")
 
 
 def _with_database(url: str, name: str) -> str:
@@ -91,16 +98,6 @@ def booking_invariant(request):
         invariant.check(url)
 
 
-class Clock:
-    """A settable clock for the app: ``clock()`` returns ``clock.now``."""
-
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock():
     return Clock(FRIDAY)
@@ -128,7 +125,7 @@ def client(settings, clock):
 
 
 def _run_together(count: int, target) -> list:
-    barrier = threading.Barrier(count)
+    barrier = threading.Barrier(count, timeout=60)
     results: list = [None] * count
 
     def worker(i: int) -> None:
@@ -142,7 +139,8 @@ def _run_together(count: int, target) -> list:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads), "a worker never returned"
     return results
 
 
@@ -159,3 +157,27 @@ def api_schema(client):
     import schemathesis
 
     return schemathesis.openapi.from_asgi("/openapi.json", client.app)
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory):
+    """A throwaway self-signed certificate and its key (localhost, 127.0.0.1), made
+    once: ``(cert path, key path)``."""
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def quiet_smtp_log():
+    """aiosmtpd's own chatter (logger ``mail.log``) down to errors for the test,
+    and the logger's level put back afterwards."""
+    logger = logging.getLogger("mail.log")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
+
+
+@pytest.fixture
+def trust(certificate, monkeypatch, quiet_smtp_log):
+    """Trust the throwaway certificate, as SSL_CERT_FILE does for OpenSSL's defaults."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))

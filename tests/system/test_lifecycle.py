@@ -6,19 +6,14 @@ import signal
 import threading
 import time
 
-from support import book, request
+from support import book, reading, request
 
-from scheduler_app.db import close_database, init_database
 from scheduler_app.models import TimeSlot
 
 
 def table(database_url: str) -> list[tuple]:
-    init_database(database_url)
-    try:
-        with TimeSlot._meta.database.connection_context():
-            return list(TimeSlot.select().order_by(TimeSlot.id).tuples())
-    finally:
-        close_database()
+    with reading(database_url):
+        return list(TimeSlot.select().order_by(TimeSlot.id).tuples())
 
 
 def test_servers_starting_together_on_an_empty_database_seed_once(servers, database_url):
