@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
+import subprocess
 import threading
 from dataclasses import replace
 from urllib.parse import urlsplit, urlunsplit
@@ -79,6 +81,55 @@ def database_url(request, tmp_path):
     yield url
 
 
+@pytest.fixture(scope="session")
+def postgres_schema(postgres_url) -> str | None:
+    """The schema and rows that the migrations make on an empty PostgreSQL database,
+    as SQL: a scratch database is upgraded once and dumped (pg_dump --inserts). The
+    in-process tests (``db``, ``client``) start from it in one round trip, where
+    running every step again costs more than the test itself; their startup's
+    ``upgrade()`` then finds every step applied. The steps themselves run from an
+    empty database in the tests that ask for ``database_url`` alone (the servers,
+    the migration tests). None where pg_dump is missing or fails: the steps run."""
+    pg_dump = shutil.which("pg_dump")
+    if pg_dump is None:
+        return None
+    scratch = f"{urlsplit(postgres_url).path.lstrip('/')}_schema"
+    scratch_url = _with_database(postgres_url, scratch)
+    admin = psycopg2.connect(postgres_url, connect_timeout=5)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{scratch}"')
+        init_database(scratch_url)
+        try:
+            upgrade()
+        finally:
+            close_database()
+        dumped = subprocess.run([pg_dump, "--no-owner", "--no-privileges", "--inserts",
+                                 scratch_url], capture_output=True, text=True, timeout=60)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        admin.close()
+    if dumped.returncode != 0:
+        return None
+    # Lines for psql itself (\restrict, \unrestrict) are not SQL.
+    return "\n".join(line for line in dumped.stdout.splitlines() if not line.startswith("\\"))
+
+
+def _migrated(request, url: str) -> None:
+    """Give the empty PostgreSQL database at ``url`` the migrated schema at once
+    (``postgres_schema``); SQLite files are left to the migrations, which are fast there."""
+    if not url.startswith("postgres"):
+        return
+    schema = request.getfixturevalue("postgres_schema")
+    if schema is None:
+        return
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;" + schema)
+    conn.close()
+
+
 @pytest.fixture(autouse=True)
 def booking_invariant(request):
     """After each test that used a database (``database_url``, so also ``settings``,
@@ -109,8 +160,9 @@ def settings(database_url):
 
 
 @pytest.fixture
-def db(settings):
+def db(request, settings):
     """The database bound and its table created, for tests of the domain functions."""
+    _migrated(request, settings.database_url)
     database = init_database(settings.database_url)
     upgrade()
     yield database
@@ -118,8 +170,9 @@ def db(settings):
 
 
 @pytest.fixture
-def client(settings, clock):
+def client(request, settings, clock):
     """A TestClient over the app; startup has created the table and seeded it."""
+    _migrated(request, settings.database_url)
     with TestClient(create_app(settings, clock)) as test_client:
         yield test_client
 
