@@ -21,6 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlencode
 
 import pytest
 
@@ -90,9 +91,7 @@ def free_ids(target, **query) -> list[int]:
     """The ids of ``GET /availability`` (with ``query``), from a TestClient or a
     server's port."""
     if isinstance(target, int):
-        path = "/availability" + ("?" + "&".join(f"{k}={v}" for k, v in query.items())
-                                  if query else "")
-        status, slots = request(target, "GET", path)
+        status, slots = request(target, "GET", f"/availability?{urlencode(query)}")
     else:
         response = target.get("/availability", params=query)
         status, slots = response.status_code, response.json()
