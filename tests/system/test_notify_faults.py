@@ -83,8 +83,8 @@ def test_smtp_down_while_20_bookings_are_made_then_back_all_arrive_once(
         wait_until(lambda: all(r.attempts >= 1 for r in outbox_rows(database_url)
                                if r.channel == "email") and len(outbox_rows(database_url)) == 60,
                    60, "a first, failed attempt at every email")
-        assert all("refused" in (r.last_error or "").lower()
-                   for r in outbox_rows(database_url) if r.channel == "email")
+        errors = [r.last_error for r in outbox_rows(database_url) if r.channel == "email"]
+        assert all("refused" in (error or "").lower() for error in errors), errors
         box.start()
         rows = wait_until(lambda: all_sent(database_url, 60), 60, "every message sent")
         messages = box.messages()
