@@ -8,18 +8,21 @@ cannot be reached the PostgreSQL tests are skipped, saying so, except under CI
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import shutil
+import subprocess
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import invariant
 import psycopg2
 import pytest
 from fastapi.testclient import TestClient
-from support import unavailable
+from receivers import make_certificate
+from support import FRIDAY, Clock, unavailable
 
 from scheduler_app.app import create_app
 from scheduler_app.db import close_database, init_database
@@ -28,8 +31,14 @@ from scheduler_app.settings import Settings
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-# Friday 2026-11-20, 15:00 UTC: the next business day (US) is Monday 2026-11-23.
-FRIDAY = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+
+def pytest_collection_modifyitems(items):
+    """A test that asks for the PostgreSQL server itself must say so by its marker,
+    so that ``-m postgres`` / ``-m "not postgres"`` select what they say."""
+    unmarked = [item.nodeid for item in items if "postgres_url" in item.fixturenames
+                and item.get_closest_marker("postgres") is None]
+    if unmarked:
+        raise pytest.UsageError(f"uses postgres_url without @pytest.mark.postgres: {unmarked}")
 
 
 def _with_database(url: str, name: str) -> str:
@@ -72,6 +81,55 @@ def database_url(request, tmp_path):
     yield url
 
 
+@pytest.fixture(scope="session")
+def postgres_schema(postgres_url) -> str | None:
+    """The schema and rows that the migrations make on an empty PostgreSQL database,
+    as SQL: a scratch database is upgraded once and dumped (pg_dump --inserts). The
+    in-process tests (``db``, ``client``) start from it in one round trip, where
+    running every step again costs more than the test itself; their startup's
+    ``upgrade()`` then finds every step applied. The steps themselves run from an
+    empty database in the tests that ask for ``database_url`` alone (the servers,
+    the migration tests). None where pg_dump is missing or fails: the steps run."""
+    pg_dump = shutil.which("pg_dump")
+    if pg_dump is None:
+        return None
+    scratch = f"{urlsplit(postgres_url).path.lstrip('/')}_schema"
+    scratch_url = _with_database(postgres_url, scratch)
+    admin = psycopg2.connect(postgres_url, connect_timeout=5)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{scratch}"')
+        init_database(scratch_url)
+        try:
+            upgrade()
+        finally:
+            close_database()
+        dumped = subprocess.run([pg_dump, "--no-owner", "--no-privileges", "--inserts",
+                                 scratch_url], capture_output=True, text=True, timeout=60)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        admin.close()
+    if dumped.returncode != 0:
+        return None
+    # Lines for psql itself (\restrict, \unrestrict) are not SQL.
+    return "\n".join(line for line in dumped.stdout.splitlines() if not line.startswith("\\"))
+
+
+def _migrated(request, url: str) -> None:
+    """Give the empty PostgreSQL database at ``url`` the migrated schema at once
+    (``postgres_schema``); SQLite files are left to the migrations, which are fast there."""
+    if not url.startswith("postgres"):
+        return
+    schema = request.getfixturevalue("postgres_schema")
+    if schema is None:
+        return
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;" + schema)
+    conn.close()
+
+
 @pytest.fixture(autouse=True)
 def booking_invariant(request):
     """After each test that used a database (``database_url``, so also ``settings``,
@@ -91,16 +149,6 @@ def booking_invariant(request):
         invariant.check(url)
 
 
-class Clock:
-    """A settable clock for the app: ``clock()`` returns ``clock.now``."""
-
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock():
     return Clock(FRIDAY)
@@ -112,8 +160,9 @@ def settings(database_url):
 
 
 @pytest.fixture
-def db(settings):
+def db(request, settings):
     """The database bound and its table created, for tests of the domain functions."""
+    _migrated(request, settings.database_url)
     database = init_database(settings.database_url)
     upgrade()
     yield database
@@ -121,14 +170,15 @@ def db(settings):
 
 
 @pytest.fixture
-def client(settings, clock):
+def client(request, settings, clock):
     """A TestClient over the app; startup has created the table and seeded it."""
+    _migrated(request, settings.database_url)
     with TestClient(create_app(settings, clock)) as test_client:
         yield test_client
 
 
 def _run_together(count: int, target) -> list:
-    barrier = threading.Barrier(count)
+    barrier = threading.Barrier(count, timeout=60)
     results: list = [None] * count
 
     def worker(i: int) -> None:
@@ -142,7 +192,8 @@ def _run_together(count: int, target) -> list:
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads), "a worker never returned"
     return results
 
 
@@ -159,3 +210,27 @@ def api_schema(client):
     import schemathesis
 
     return schemathesis.openapi.from_asgi("/openapi.json", client.app)
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory):
+    """A throwaway self-signed certificate and its key (localhost, 127.0.0.1), made
+    once: ``(cert path, key path)``."""
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def quiet_smtp_log():
+    """aiosmtpd's own chatter (logger ``mail.log``) down to errors for the test,
+    and the logger's level put back afterwards."""
+    logger = logging.getLogger("mail.log")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
+
+
+@pytest.fixture
+def trust(certificate, monkeypatch, quiet_smtp_log):
+    """Trust the throwaway certificate, as SSL_CERT_FILE does for OpenSSL's defaults."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))

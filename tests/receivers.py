@@ -30,7 +30,7 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from support import free_port, unavailable
+from support import free_port, unavailable, wait_until
 
 SMTP_USER, SMTP_PASSWORD = "relay", "s3cret/with:odd@chars"
 
@@ -46,18 +46,6 @@ def make_certificate(folder: Path, names: str = "DNS:localhost,IP:127.0.0.1") ->
         check=True, capture_output=True, timeout=60,
     )
     return cert, key
-
-
-def wait_until(condition, seconds: float = 30, what: str = "the condition"):
-    """Poll ``condition`` until it returns something truthy; fail after ``seconds``.
-    (A bound on waiting for an outcome, not a measure of speed.)"""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
-        time.sleep(0.05)
 
 
 @dataclass
@@ -76,10 +64,12 @@ class _Handler:
     async def handle_DATA(self, server, session, envelope):
         box = self.box
         if box.hold_next.is_set():
-            # Play a slow server: take the message in, answer only when released.
+            # Play a slow server: take the message in, answer only when released
+            # (or after a minute, so that a test that never releases cannot hang it).
             box.hold_next.clear()
             box.holding.set()
-            while not box.release.is_set():
+            deadline = asyncio.get_running_loop().time() + 60
+            while not box.release.is_set() and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.02)
             return "451 Try again later"
         message = email.message_from_bytes(envelope.original_content or envelope.content,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import http.client
 import json
 import os
@@ -17,12 +18,85 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlencode
 
 import pytest
 
+from scheduler_app.db import close_database, init_database, session
+
 SCRIPT = str(Path(sys.executable).with_name("scheduler-app"))
+
+# The tests' fixed instant: Friday 2026-11-20, 15:00 UTC; the next business day
+# (US) is Monday 2026-11-23.
+FRIDAY = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A settable clock for the app: ``clock()`` returns ``clock.now``."""
+
+    def __init__(self, now: datetime = FRIDAY):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def wait_until(condition, seconds: float = 30, what: str = "the condition"):
+    """Poll ``condition`` until it returns something truthy, and return that; fail
+    after ``seconds``. (A bound on waiting for an outcome, not a measure of speed.)"""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = condition()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def reading(database_url: str):
+    """The service's models bound to the database at ``database_url`` for the
+    block, on a connection of the test's own, closed afterwards."""
+    init_database(database_url)
+    try:
+        with session():
+            yield
+    finally:
+        close_database()
+
+
+def bearer(token: str) -> dict:
+    """The Authorization header of a booking's (or the admin's) token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def post_book(client, slot_id: int = 1, email: str = "lead@example.com", headers=None, **fields):
+    """``POST /book`` through a TestClient; returns the response."""
+    return client.post("/book", json={"slot_id": slot_id, "email": email, **fields},
+                       headers=headers or {})
+
+
+def made(client, slot_id: int = 1, email: str = "lead@example.com", **fields) -> dict:
+    """A new booking through a TestClient: its answer's ``booking`` part
+    (reference, status, token, manage_url); fails unless it was a 200."""
+    response = post_book(client, slot_id, email, **fields)
+    assert response.status_code == 200, response.text
+    return response.json()["booking"]
+
+
+def free_ids(target, **query) -> list[int]:
+    """The ids of ``GET /availability`` (with ``query``), from a TestClient or a
+    server's port."""
+    if isinstance(target, int):
+        status, slots = request(target, "GET", f"/availability?{urlencode(query)}")
+    else:
+        response = target.get("/availability", params=query)
+        status, slots = response.status_code, response.json()
+    assert status == 200, slots
+    return [slot["id"] for slot in slots]
 
 
 def run_cli(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:

@@ -22,10 +22,10 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
-from receivers import Mailbox, make_certificate
+from receivers import Mailbox
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.generation import GenerationMode
-from support import Server, exchange
+from support import Server, exchange, free_ids, made
 
 from scheduler_app import admin as admin_module
 from scheduler_app.app import create_app
@@ -91,16 +91,7 @@ API_ROUTES = {("GET", "/admin/bookings"), ("POST", "/admin/bookings/NOSUCH00/can
 PAGE_ROUTES = {("GET", path) for path in admin_module.PAGE_FILES}
 
 
-def book(client, slot_id: int, email="lead@example.com", **fields) -> dict:
-    response = client.post("/book", json={"slot_id": slot_id, "email": email, **fields})
-    assert response.status_code == 200, response.text
-    return response.json()["booking"]
-
-
-def free_ids(client, **query) -> list[int]:
-    response = client.get("/availability", params=query)
-    assert response.status_code == 200
-    return [s["id"] for s in response.json()]
+book = made  # book(client, slot_id, email=..., **fields) -> the answer's booking part
 
 
 # -- access --------------------------------------------------------------------------
@@ -300,14 +291,7 @@ def test_the_rep_cancels_a_booking(admin, clock):
                                         "be cancelled."}
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    return make_certificate(tmp_path_factory.mktemp("tls"))
-
-
-def test_the_lead_is_emailed_when_the_rep_cancels(admin_app, certificate, clock, monkeypatch):
-    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
-    logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd's own chatter
+def test_the_lead_is_emailed_when_the_rep_cancels(admin_app, certificate, trust, clock):
     box = Mailbox(*certificate).start()
     try:
         client = admin_app(smtp_url=box.url, mail_from="bookings@example.com",

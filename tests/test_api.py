@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from support import free_ids, post_book
 
 from scheduler_app.app import create_app
 from scheduler_app.models import TimeSlot
@@ -17,12 +18,7 @@ TOO_LONG_EMAIL = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 58 + "
 assert len(TOO_LONG_EMAIL) == 255
 
 
-def book(client, slot_id, email="lead@example.com"):
-    return client.post("/book", json={"slot_id": slot_id, "email": email})
-
-
-def free_ids(client) -> list[int]:
-    return [s["id"] for s in client.get("/availability").json()]
+book = post_book  # book(client, slot_id, email=...) -> the response
 
 
 def rows() -> list[TimeSlot]:

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import peewee
 import pytest
 from fastapi.testclient import TestClient
+from support import FRIDAY
 
 from scheduler_app import availability
 from scheduler_app.app import create_app
@@ -133,7 +134,7 @@ def test_a_range_of_exactly_the_maximum_is_accepted(client):
 
 # The plan of the availability query ----------------------------------------------------
 
-NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+NOW = FRIDAY  # tests/support.py's fixed instant
 
 
 def fill(rows: int, free: int) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import invariant
 import psycopg2
 import pytest
+from support import FRIDAY
 
 from scheduler_app import availability, booking, idempotency
 from scheduler_app.booking import Answer, Details, IdempotencyKey, transaction
@@ -30,7 +31,7 @@ from scheduler_app.models import Booking, Change, FeedVersion, TimeSlot
 from scheduler_app.notify.outbox import BookingEvent
 from scheduler_app.settings import Settings
 
-NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+NOW = FRIDAY  # tests/support.py's fixed instant
 
 
 def add_slot(start: datetime) -> int:

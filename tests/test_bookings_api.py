@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from support import TcpProxy
+from support import TcpProxy, bearer, free_ids, made, post_book
 
 from scheduler_app.app import create_app
 from scheduler_app.db import database, session
@@ -29,20 +29,7 @@ HELD = "is held by another visitor"
 REUSED = "This Idempotency-Key was used for another request"
 
 
-def book(client, slot_id=1, email="lead@example.com", headers=None, **fields):
-    return client.post("/book", json={"slot_id": slot_id, "email": email, **fields},
-                       headers=headers or {})
-
-
-def made(client, slot_id=1, email="lead@example.com", **fields) -> dict:
-    """A new booking's ``booking`` part (reference, status, token, manage_url)."""
-    response = book(client, slot_id, email, **fields)
-    assert response.status_code == 200, response.text
-    return response.json()["booking"]
-
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
+book = post_book  # book(client, slot_id=1, email=..., headers=None, **fields) -> the response
 
 
 def details(client, made_booking: dict):
@@ -63,12 +50,6 @@ def reschedule(client, made_booking: dict, slot_id: int, headers=None, **body):
 
 def hold(client, slot_id: int, headers=None):
     return client.post("/holds", json={"slot_id": slot_id}, headers=headers or {})
-
-
-def free_ids(client) -> list[int]:
-    response = client.get("/availability")
-    assert response.status_code == 200
-    return [s["id"] for s in response.json()]
 
 
 def stored_booking(reference: str) -> Booking:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 import pytest
-from support import SCRIPT, free_port, unavailable
+from support import FRIDAY, SCRIPT, free_port, unavailable
 
 from scheduler_app import booking
 from scheduler_app.booking import Details
@@ -24,7 +24,7 @@ from scheduler_app.db import close_database, init_database, session
 from scheduler_app.models import Booking, TimeSlot
 from scheduler_app.settings import Settings
 
-NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+NOW = FRIDAY  # tests/support.py's fixed instant
 NY = ZoneInfo("America/New_York")
 TUESDAY = date(2026, 11, 24)
 COMMANDS = ("bookings", "cancel", "close", "closures", "reopen", "add-slots")

@@ -63,10 +63,14 @@ def test_each_change_is_answered_once_committed_and_alone(db, settings, clock):
         return await asyncio.gather(*calls)
 
     results = run(burst())
-    assert results[:40] == list(range(1, 41))  # the first of each pair won
-    assert results[40:80] == [SlotAlreadyBooked] * 40  # refusals left the others alone
+    # Exactly one of each pair won: which one is the writer's (or the thread
+    # pool's) order, which nothing promises; the loser was refused and left alone.
+    winners = set()
+    for i, pair in enumerate(zip(results[:40], results[40:80]), start=1):
+        assert sorted(pair, key=str) == sorted([i, SlotAlreadyBooked], key=str), (i, pair)
+        winners.add(f"lead{i}@example.com" if pair[0] == i else f"other{i}@example.com")
     assert results[80:] == [SlotNotFound] * 5
-    assert committed_emails(url) == {f"lead{i}@example.com" for i in range(1, 41)}
+    assert committed_emails(url) == winners
     if url.startswith("sqlite"):
         # Fewer transactions than changes: they were committed together.
         assert 0 < group_commit.writer.commits - commits < 85

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from icalendar import Calendar
 from receivers import Mailbox, WebhookReceiver, make_certificate, signature_valid, webhook_secret
 from standardwebhooks import Webhook
-from support import free_port
+from support import bearer, free_port, made
 from support import run_cli as run
 
 from scheduler_app import booking
@@ -37,18 +37,6 @@ REP = "rep@example.com"
 LEAD = "lead@example.com"
 PUBLIC = "https://book.example.com"
 FEED_SECRET = "f" * 20 + "0123456789abcdef"
-
-
-@pytest.fixture(scope="session")
-def certificate(tmp_path_factory):
-    return make_certificate(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def trust(certificate, monkeypatch):
-    """Trust the throwaway certificate, as SSL_CERT_FILE does for OpenSSL's defaults."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
-    logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd's own chatter
 
 
 @pytest.fixture
@@ -93,14 +81,7 @@ def app_with(clock):
 
 
 def book(client, slot_id=1, **fields):
-    body = {"slot_id": slot_id, "email": LEAD, **fields}
-    response = client.post("/book", json=body)
-    assert response.status_code == 200, response.text
-    return response.json()["booking"]
-
-
-def bearer(token):
-    return {"Authorization": f"Bearer {token}"}
+    return made(client, slot_id, LEAD, **fields)
 
 
 def rows() -> list[OutboxMessage]:
@@ -332,7 +313,7 @@ def test_failures_back_off_on_the_schedule_then_the_message_is_dead(
     book(client)
     delays = []
     with caplog.at_level(logging.WARNING, logger="scheduler_app.relay"):
-        while True:
+        for _ in range(relay.MAX_ATTEMPTS + 1):  # a bound: dead after MAX_ATTEMPTS tries
             tried_at = clock.now
             assert deliver(config, clock) == 1
             [row] = rows()

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from support import FRIDAY
 
 from scheduler_app import availability, booking, rep_calendar
 from scheduler_app.booking import CLOSED_MARK, REMOVED_MARK, Details, transaction
@@ -33,7 +34,7 @@ from scheduler_app.errors import (
 from scheduler_app.models import Booking, Change, Closure, TimeSlot
 from scheduler_app.seeding import build_seeder, seed_days
 
-NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+NOW = FRIDAY  # tests/support.py's fixed instant
 NY = ZoneInfo("America/New_York")
 MONDAY, TUESDAY, WEDNESDAY = date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)
 

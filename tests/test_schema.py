@@ -11,10 +11,10 @@ from dataclasses import replace
 
 import psycopg2
 import pytest
-from support import Server, run_cli
+from support import Server, reading, run_cli
 
 from scheduler_app.startup import prepare_database, utc_now
-from scheduler_app.db import close_database, database, init_database, session
+from scheduler_app.db import close_database, database, init_database
 from scheduler_app.migrations import upgrade
 from scheduler_app.seeding import build_seeder
 from scheduler_app.settings import Settings
@@ -59,15 +59,11 @@ def legacy_table(url: str, *starts: str, unique: bool = False) -> None:
 
 def indexes(url: str) -> list[tuple[tuple[str, ...], bool, bool]]:
     """(columns, unique, partial) of each index on time_slots."""
-    init_database(url)
-    try:
-        with session():
-            return sorted(
-                (tuple(i.columns), bool(i.unique), " WHERE " in (i.sql or "").upper())
-                for i in database.get_indexes("time_slots")
-            )
-    finally:
-        close_database()
+    with reading(url):
+        return sorted(
+            (tuple(i.columns), bool(i.unique), " WHERE " in (i.sql or "").upper())
+            for i in database.get_indexes("time_slots")
+        )
 
 
 # The partial index of free slots, and the unique index on start_time.

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import pytest
+from support import FRIDAY
 
 from scheduler_app.models import TimeSlot
 from scheduler_app.seeding import build_seeder, seed_days, seed_if_empty
 from seeders import UnknownSeederError
 
-FRIDAY = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
 
 def count() -> int:

@@ -10,16 +10,16 @@ Screenshots go to SCHEDULER_TEST_ARTIFACTS (default: the test's tmp_path).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import invariant
 import pytest
-from pages import REP_TIMEZONE, Landing, Slots, StaticSite, copy_landing_page
-from support import Server, unavailable
+from pages import Landing, serve_landing
+from support import unavailable
 
 
 CHROMIUM = os.environ.get("SCHEDULER_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -62,30 +62,6 @@ def browser():
         chromium.close()
 
 
-@contextlib.contextmanager
-def serve_landing(site_dir: Path, database_url: str) -> Iterator[Landing]:
-    """The landing page on one origin, the API (a real serve process) on another
-    that allows it, and the same page on a third origin that it does not."""
-    allowed = StaticSite(site_dir).start()
-    foreign = StaticSite(site_dir).start()
-    api = Server(
-        database_url,
-        env={
-            "SCHEDULER_CORS_ORIGINS": allowed.origin,
-            "SCHEDULER_TIMEZONE": REP_TIMEZONE,
-            "SCHEDULER_HOLIDAYS": "US",
-        },
-    )
-    copy_landing_page(site_dir, f"http://127.0.0.1:{api.port}")
-    try:
-        api.start().wait_ready()
-        yield Landing(f"{allowed.origin}/", f"{foreign.origin}/", api, Slots(database_url))
-    finally:
-        api.stop()
-        allowed.stop()
-        foreign.stop()
-
-
 @pytest.fixture
 def landing(tmp_path, database_url) -> Iterator[Landing]:
     """A fresh landing page and API, on SQLite and on PostgreSQL."""
@@ -106,6 +82,20 @@ def shared_landing(tmp_path_factory) -> Iterator[Landing]:
     root = tmp_path_factory.mktemp("shared-landing")
     with serve_landing(root / "site", f"sqlite:///{root / 'scheduler.db'}") as served:
         yield served
+
+
+@pytest.fixture(autouse=True)
+def landing_invariant(request):
+    """The booking invariant (tests/invariant.py) over the database of the SQLite-only
+    landings after each browser test, as tests/conftest.py checks it after every test
+    that asks for ``database_url`` (``landing``, ``rep_site``). Set up first, so a
+    function-scoped landing's server has stopped when it checks; the module's
+    shared one is still serving, which a read does not disturb."""
+    used = [request.getfixturevalue(name) for name in ("sqlite_landing", "shared_landing")
+            if name in request.fixturenames]
+    yield
+    for landing in used:
+        assert invariant.check(landing.slots.database_url)
 
 
 @dataclass

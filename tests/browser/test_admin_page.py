@@ -5,7 +5,6 @@ and see it in the widget, download the CSV."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import re
@@ -14,35 +13,20 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from pages import REP_TIMEZONE, Landing, Slots, StaticSite, copy_landing_page
+from pages import REP_TIMEZONE, Landing, serve_landing
 from playwright.sync_api import expect
-from support import Server, exchange
+from support import exchange
 from test_landing_page import assert_clean, book_through_page, free_slots, slot_button
 
 TOKEN = "rep-admin-token-for-the-browser-tests-0123456789"
 REP = ZoneInfo(REP_TIMEZONE)
 
 
-@contextlib.contextmanager
-def serve_rep(site_dir, database_url) -> Iterator[Landing]:
-    """The landing page with the widget on one origin; the API, with the admin
-    token set, on another."""
-    site = StaticSite(site_dir).start()
-    api = Server(database_url, env={
-        "SCHEDULER_CORS_ORIGINS": site.origin, "SCHEDULER_TIMEZONE": REP_TIMEZONE,
-        "SCHEDULER_HOLIDAYS": "US", "SCHEDULER_ADMIN_TOKEN": TOKEN, "SCHEDULER_RELAY": "off"})
-    copy_landing_page(site_dir, f"http://127.0.0.1:{api.port}")
-    try:
-        api.start().wait_ready()
-        yield Landing(f"{site.origin}/", f"{site.origin}/", api, Slots(database_url))
-    finally:
-        api.stop()
-        site.stop()
-
-
 @pytest.fixture
 def rep_site(tmp_path, database_url) -> Iterator[Landing]:
-    with serve_rep(tmp_path / "site", database_url) as served:
+    """The landing page with the widget on one origin; the API, with the admin
+    token set, on another."""
+    with serve_landing(tmp_path / "site", database_url, TOKEN, {"SCHEDULER_RELAY": "off"}) as served:
         yield served
 
 

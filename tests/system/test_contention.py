@@ -6,24 +6,19 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from support import book, request
+from support import book, reading, request
 
-from scheduler_app.db import close_database, init_database
 from scheduler_app.models import TimeSlot
 
 FIVE_DAYS = {"SCHEDULER_SEED_DAYS": "5"}  # 80 slots
 
 
 def booked_rows(database_url: str) -> dict[int, str]:
-    init_database(database_url)
-    try:
-        with TimeSlot._meta.database.connection_context():
-            query = TimeSlot.select(TimeSlot.id, TimeSlot.booked_by_email).where(
-                TimeSlot.is_booked == True  # noqa: E712
-            )
-            return dict(query.tuples())
-    finally:
-        close_database()
+    with reading(database_url):
+        query = TimeSlot.select(TimeSlot.id, TimeSlot.booked_by_email).where(
+            TimeSlot.is_booked == True  # noqa: E712
+        )
+        return dict(query.tuples())
 
 
 def race_for_one_slot(ports: list[int], slot_id: int, count: int = 50, run_together=None):

@@ -8,7 +8,6 @@ The retry schedule runs 100 times faster here (SCHEDULER_RELAY_RETRY_SCALE=0.01:
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -16,17 +15,14 @@ from collections import Counter
 
 import pytest
 from icalendar import Calendar
-from receivers import Mailbox, WebhookReceiver, make_certificate, wait_until, webhook_secret
-from support import SCRIPT, book, request
+from receivers import Mailbox, WebhookReceiver, webhook_secret
+from support import SCRIPT, book, reading, request, wait_until
 
-from scheduler_app.db import close_database, init_database, session
 from scheduler_app.models import OutboxMessage
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd's own chatter
-    return make_certificate(tmp_path_factory.mktemp("tls"))
+# The certificate is tests/conftest.py's; aiosmtpd's chatter is quieted per test.
+pytestmark = pytest.mark.usefixtures("quiet_smtp_log")
 
 
 def environment(box: Mailbox, certificate, hooks: WebhookReceiver | None = None, **extra) -> dict:
@@ -45,12 +41,8 @@ def environment(box: Mailbox, certificate, hooks: WebhookReceiver | None = None,
 
 
 def outbox_rows(database_url: str) -> list[OutboxMessage]:
-    init_database(database_url)
-    try:
-        with session():
-            return list(OutboxMessage.select().order_by(OutboxMessage.id))
-    finally:
-        close_database()
+    with reading(database_url):
+        return list(OutboxMessage.select().order_by(OutboxMessage.id))
 
 
 def all_sent(database_url: str, count: int):
@@ -91,8 +83,8 @@ def test_smtp_down_while_20_bookings_are_made_then_back_all_arrive_once(
         wait_until(lambda: all(r.attempts >= 1 for r in outbox_rows(database_url)
                                if r.channel == "email") and len(outbox_rows(database_url)) == 60,
                    60, "a first, failed attempt at every email")
-        assert all("refused" in (r.last_error or "").lower()
-                   for r in outbox_rows(database_url) if r.channel == "email")
+        errors = [r.last_error for r in outbox_rows(database_url) if r.channel == "email"]
+        assert all("refused" in (error or "").lower() for error in errors), errors
         box.start()
         rows = wait_until(lambda: all_sent(database_url, 60), 60, "every message sent")
         messages = box.messages()

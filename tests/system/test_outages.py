@@ -9,7 +9,7 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from support import SCRIPT, TcpProxy, book, free_port, request
+from support import SCRIPT, TcpProxy, book, free_port, request, wait_until
 
 
 def through(proxy: TcpProxy, url: str) -> str:
@@ -22,15 +22,6 @@ def timed(call):
     started = time.monotonic()
     result = call()
     return result, time.monotonic() - started
-
-
-def wait_until(predicate, seconds: float) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > seconds:
-            raise AssertionError(f"not true within {seconds} s")
-        time.sleep(0.2)
-    return time.monotonic() - started
 
 
 def serves_again(port: int) -> bool:
@@ -61,7 +52,7 @@ def test_postgres_outage_is_503_then_recovers_without_restart(servers, database_
     assert request(server.port, "GET", "/health")[0] == 200
 
     proxy.restore()
-    wait_until(lambda: serves_again(server.port), 5)
+    wait_until(lambda: serves_again(server.port), 5, "the server serving again")
     # ...and steadily: no stale pooled connection left to fail a later request.
     assert [request(server.port, "GET", "/availability")[0] for _ in range(20)] == [200] * 20
     free = {s["id"] for s in request(server.port, "GET", "/availability")[1]}

@@ -15,7 +15,7 @@ import invariant
 import psycopg2
 import pytest
 from streams import ManyStreams, Subscriber, parse_frames
-from support import Server, book, exchange, request
+from support import Server, book, exchange, free_ids, reading, request
 
 from scheduler_app.live.watcher import APPLICATION_NAME
 
@@ -27,12 +27,6 @@ def two_servers(servers, database_url, env=None, workers=2):
     first = servers(database_url, workers=workers, env=env).wait_ready()
     second = servers(database_url, workers=workers, env=env).wait_ready()
     return first, second
-
-
-def free_ids(port: int) -> list[int]:
-    status, slots = request(port, "GET", "/availability")
-    assert status == 200, slots
-    return [slot["id"] for slot in slots]
 
 
 def test_a_booking_on_one_server_reaches_every_stream_of_the_other_within_a_second(
@@ -139,6 +133,7 @@ def test_sigterm_sends_the_clients_to_the_other_server_with_no_gap(servers, data
         subscriber.close()
 
 
+@pytest.mark.postgres
 def test_holds_that_run_out_are_heard_as_free(postgres_url, tmp_path):
     """A hold runs out by itself (no write); the sweeper makes it a ``free``
     change. The shortest hold is 30 s, so both databases wait at once."""
@@ -219,15 +214,10 @@ def test_a_client_further_behind_than_is_kept_is_told_to_resync(servers, databas
 
 
 def _delete_changes(database_url: str, upto: int) -> None:
-    from scheduler_app.db import close_database, init_database, session
     from scheduler_app.models import Change
 
-    init_database(database_url)
-    try:
-        with session():
-            Change.delete().where(Change.v <= upto).execute()
-    finally:
-        close_database()
+    with reading(database_url):
+        Change.delete().where(Change.v <= upto).execute()
 
 
 def test_over_the_limit_a_stream_gets_503_and_the_allowed_origin_gets_cors(servers, database_url):
