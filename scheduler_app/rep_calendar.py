@@ -199,7 +199,7 @@ def close(tx: Tx, first: date, last: date | None = None, reason: str | None = No
     """Close the rep's days ``first`` to ``last`` (default: ``first`` alone): take
     their free slots out, keep their booked ones (the conflicts)."""
     last = check_days(first, last)
-    booking._lock(CALENDAR_LOCK)
+    booking.lock(CALENDAR_LOCK)
     closure = Closure.create(first_day=first, last_day=last, reason=reason or None,
                              created_at=tx.db_now)
     start, end = _days_bounds(first, last, tx.settings)
@@ -263,7 +263,7 @@ def _day_range(first: date, last: date) -> str:
 
 def reopen(tx: Tx, closure_id: int) -> Reopened:
     """Delete closure ``closure_id``; free its days' kept slots that no other closure covers."""
-    booking._lock(CALENDAR_LOCK)
+    booking.lock(CALENDAR_LOCK)
     closure = Closure.get_or_none(Closure.id == closure_id) if 1 <= closure_id <= MAX_SLOT_ID \
         else None
     if closure is None:
@@ -336,7 +336,7 @@ def add_times(tx: Tx, start: datetime, end: datetime) -> list[SlotRow]:
     """Add the slots of ``[start, end)`` (see ``spans``), all or none: ``SlotsRefused``
     names each one that lies in the past, on a closed day, or over another slot."""
     wanted = [(to_db_time(s), to_db_time(e)) for s, e in spans(start, end, tx.settings)]
-    booking._lock(CALENDAR_LOCK)
+    booking.lock(CALENDAR_LOCK)
     first_day = booking.local_day(wanted[0][0], tx.settings)
     last_day = booking.local_day(wanted[-1][0], tx.settings)
     closed = closed_days(first_day, last_day)
@@ -381,7 +381,7 @@ def add_times(tx: Tx, start: datetime, end: datetime) -> list[SlotRow]:
 def remove_slot(tx: Tx, slot_id: int) -> SlotRow:
     """Take a free slot out (deleted, or kept with ``REMOVED_MARK`` when a booking
     refers to it). ``SlotNotRemovable`` when it is booked or held by a visitor."""
-    booking._lock(CALENDAR_LOCK)
+    booking.lock(CALENDAR_LOCK)
     if not 1 <= slot_id <= MAX_SLOT_ID:
         raise SlotNotFound(slot_id)
     row = TimeSlot.get_or_none(TimeSlot.id == slot_id)
@@ -428,7 +428,7 @@ def open_spans(tx: Tx, wanted: list[Span]) -> list[Span]:
     time: insert-or-ignore skips a span starting then)."""
     if not wanted:
         return []
-    booking._lock(CALENDAR_LOCK)
+    booking.lock(CALENDAR_LOCK)
     starts = [to_db_time(s) for s, _ in wanted]
     ends = [to_db_time(e) for _, e in wanted]
     low, high = min(starts), max(ends)
