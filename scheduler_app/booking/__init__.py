@@ -14,7 +14,8 @@ lambda tx: booking.book(tx, ...))``); each rule lives in one module:
                  for availability), the rep's days (``local_day``, ``day_bounds``),
                  the advisory locks (``lock``, ``CALENDAR_LOCK``)
 
-The Idempotency-Key's types and table rules live in ``idempotency.py``, the
+The Idempotency-Key's types (``IdempotencyKey``, ``Answer``, re-exported here)
+and its table rules live in ``idempotency.py``, which the door imports; the
 tokens in ``tokens.py``; the rep's calendar (closures, extra times) in
 ``rep_calendar``, the free-slot read path in ``availability.py``.
 
@@ -26,6 +27,7 @@ are testable at any time.
 
 from __future__ import annotations
 
+from ..idempotency import Answer, IdempotencyKey
 from ..tokens import new_token, token_hash
 from .bookings import BookingView, Details, book, book_slot, cancel, find, get, reschedule
 from .limits import (
@@ -38,7 +40,7 @@ from .limits import (
     without_full_days,
 )
 from .slots import CLOSED_MARK, REMOVED_MARK, Hold, add_slots, expire_holds, hold, release
-from .tx import Answer, IdempotencyKey, Tx, transaction, transaction_async
+from .tx import Tx, transaction, transaction_async
 
 __all__ = [
     "CALENDAR_LOCK", "CLOSED_MARK", "REMOVED_MARK", "Answer", "BookingView", "Details",

@@ -5,15 +5,13 @@ and extra slots) is a function of a ``Tx`` run by ``transaction``. It opens the
 write transaction, runs the change in a savepoint, and in the same transaction
 writes what the change owes: the change feed (``feed.record``) and the outbox
 (``notify.outbox.enqueue``), and the Idempotency-Key's stored answer. A refused
-change (a ``ClientError``) leaves nothing behind but that stored answer.
+change (a ``ClientError``) leaves nothing behind but that stored answer
+(the key's types and table rules: ``idempotency.py``).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,16 +21,17 @@ from typing import TypeVar
 import anyio
 import peewee
 
-from .. import feed, group_commit
+from .. import feed, group_commit, idempotency
 from ..availability import SlotRow
 from ..db import database, session, writing
 from ..errors import ClientError
 from ..feed import SlotChange
+from ..idempotency import Answer, IdempotencyKey
 from ..models import to_db_time
 from ..notify import outbox
 from ..notify.outbox import BookingEvent
 from ..settings import Settings
-from ..tokens import new_token, token_hash
+from ..tokens import new_token
 
 T = TypeVar("T")
 
@@ -67,31 +66,6 @@ class Tx:
 
     def booking_changed(self, name: str, booking_id: int) -> None:
         self.events.append(BookingEvent(name, booking_id))
-
-
-class Answer:
-    """What an idempotent request answered: replayed for a retry with its key."""
-
-    def __init__(self, status: int, body: bytes, replayed: bool = False):
-        self.status, self.body, self.replayed = status, body, replayed
-
-
-class IdempotencyKey:
-    """An ``Idempotency-Key`` of a request in ``scope`` (its method and path), with
-    the fingerprint of its body. ``render`` turns the change's result into the
-    answer stored for the key."""
-
-    def __init__(self, scope: str, key: str, body: dict, render: Callable[[object], Answer]):
-        self.scope, self.render = scope, render
-        self._secret = key.encode()
-        self.key = token_hash(key)  # stored hashed: the table cannot derive the tokens
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-        self.fingerprint = hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
-
-    def token(self, index: int) -> str:
-        """The ``index``-th token of the request: HMAC-SHA256 under the key itself."""
-        mac = hmac.new(self._secret, f"token:{index}:{self.fingerprint}".encode(), "sha256")
-        return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
 
 def transaction(settings: Settings, now: datetime, change: Callable[[Tx], T],
@@ -137,8 +111,6 @@ def _in_transaction(settings: Settings, now: datetime, change: Callable[[Tx], T]
                     key: IdempotencyKey | None) -> _Outcome:
     """Inside the write transaction: the key's claim, the change in a savepoint
     with its feed and outbox rows, the key's answer."""
-    from .. import idempotency  # the key's table rules; imports this module's types
-
     if key is not None:
         stored = idempotency.claim(key, now)
         if stored is not None:
