@@ -8,14 +8,15 @@ so the change feed and the outbox hear of it. Days are the rep's
 
 - ``close``: a closure of whole days. In the same transaction its days' free
   slots that have not started are taken out: deleted, or, when a booking
-  (cancelled since) still refers to one, kept with ``booking.CLOSED_MARK``
+  (cancelled since) still refers to one, kept with the state ``closed``
   (not listed, not bookable) for that booking's record. Booked slots are kept:
   they are the closure's ``conflicts``, for the rep to decide. ``reopen``
   deletes a closure and frees its kept slots; the deleted ones come back with
   the next seeding. Seeding never fills a closed day (``open_spans``).
 - ``add_times``: a span cut into ``SCHEDULER_SLOT_MINUTES`` slots, all or
   nothing: a slot in the past, on a closed day or overlapping another slot is
-  refused by name. ``remove_slot`` takes a free slot out.
+  refused by name. ``remove_slot`` takes a free slot out (deleted, or kept
+  with the state ``removed``); adding its time again opens it again.
 
 They take ``booking.CALENDAR_LOCK`` exclusively (PostgreSQL; SQLite's BEGIN
 IMMEDIATE serialises every write), so closures, extra times and seeding never
@@ -37,7 +38,7 @@ import peewee
 
 from . import booking
 from .availability import SlotRow, as_datetime
-from .booking import CALENDAR_LOCK, CLOSED_MARK, REMOVED_MARK, BookingView, Tx
+from .booking import CALENDAR_LOCK, BookingView, Tx
 from .db import reading, session
 from .errors import (
     BookingNotFound,
@@ -47,7 +48,7 @@ from .errors import (
     SlotNotRemovable,
     SlotsRefused,
 )
-from .models import MAX_SLOT_ID, Booking, Closure, TimeSlot, to_db_time
+from .models import CLOSED, MAX_SLOT_ID, OPEN, REMOVED, Booking, Closure, TimeSlot, to_db_time
 from .settings import Settings
 
 # The longest closure, and the most slots one request of extra times may add.
@@ -208,9 +209,7 @@ def close(tx: Tx, first: date, last: date | None = None, reason: str | None = No
         TimeSlot.select(TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time,
                         peewee.fn.EXISTS(referred).alias("referred"))
         .where(~TimeSlot.is_booked & (TimeSlot.start_time >= start) & (TimeSlot.start_time < end)
-               & (TimeSlot.start_time > tx.db_now)
-               & (TimeSlot.hold_token_hash.is_null() | (TimeSlot.hold_token_hash.not_in(
-                   [CLOSED_MARK, REMOVED_MARK]))))
+               & (TimeSlot.start_time > tx.db_now) & (TimeSlot.state == OPEN))
         .tuples()
     )
     rows = list(candidates)
@@ -222,7 +221,7 @@ def close(tx: Tx, first: date, last: date | None = None, reason: str | None = No
         query = TimeSlot.delete().where(TimeSlot.id.in_(batch) & ~TimeSlot.is_booked)
         removed += _returned(query)
     for batch in _batches([r[0] for r in kept]):
-        query = (TimeSlot.update(held_until=TimeSlot.end_time, hold_token_hash=CLOSED_MARK)
+        query = (TimeSlot.update(state=CLOSED, held_until=None, hold_token_hash=None)
                  .where(TimeSlot.id.in_(batch) & ~TimeSlot.is_booked))
         removed += _returned(query)
     for slot in sorted(removed):
@@ -273,7 +272,7 @@ def reopen(tx: Tx, closure_id: int) -> Reopened:
     still = closed_days(closure.first_day, closure.last_day)
     marked = (
         TimeSlot.select(TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time)
-        .where((TimeSlot.hold_token_hash == CLOSED_MARK) & ~TimeSlot.is_booked
+        .where((TimeSlot.state == CLOSED) & ~TimeSlot.is_booked
                & (TimeSlot.start_time >= start) & (TimeSlot.start_time < end)
                & (TimeSlot.start_time > tx.db_now))
         .tuples()
@@ -281,8 +280,8 @@ def reopen(tx: Tx, closure_id: int) -> Reopened:
     ids = [i for i, s, _ in marked if booking.local_day(as_datetime(s), tx.settings) not in still]
     freed = []
     for batch in _batches(ids):
-        query = (TimeSlot.update(held_until=None, hold_token_hash=None)
-                 .where(TimeSlot.id.in_(batch) & (TimeSlot.hold_token_hash == CLOSED_MARK)))
+        query = (TimeSlot.update(state=OPEN)
+                 .where(TimeSlot.id.in_(batch) & (TimeSlot.state == CLOSED)))
         freed += _returned(query)
     freed.sort(key=lambda s: s.start_time)
     for slot in freed:
@@ -300,11 +299,10 @@ def _when(moment: datetime, settings: Settings) -> str:
 
 
 def _existing(start: datetime, end: datetime) -> list[tuple]:
-    """(start, end, id, hold hash) of the slots overlapping naive UTC ``[start, end)``,
+    """(start, end, id, state) of the slots overlapping naive UTC ``[start, end)``,
     by start time."""
     return list(
-        TimeSlot.select(TimeSlot.start_time, TimeSlot.end_time, TimeSlot.id,
-                        TimeSlot.hold_token_hash)
+        TimeSlot.select(TimeSlot.start_time, TimeSlot.end_time, TimeSlot.id, TimeSlot.state)
         .where((TimeSlot.start_time < end) & (TimeSlot.end_time > start))
         .order_by(TimeSlot.start_time)
         .tuples()
@@ -343,8 +341,8 @@ def add_times(tx: Tx, start: datetime, end: datetime) -> list[SlotRow]:
     rows = _existing(wanted[0][0], wanted[-1][1])
     # A slot the rep removed (kept for a cancelled booking's record) comes back
     # when the same time is added again; any other slot there is in the way.
-    removed = {(as_datetime(r[0]), as_datetime(r[1])): r[2] for r in rows if r[3] == REMOVED_MARK}
-    overlaps = _Overlaps([r for r in rows if r[3] != REMOVED_MARK])
+    removed = {(as_datetime(r[0]), as_datetime(r[1])): r[2] for r in rows if r[3] == REMOVED}
+    overlaps = _Overlaps([r for r in rows if r[3] != REMOVED])
     removed_starts = {s for s, _ in removed}
     problems, revive, new = [], [], []
     for s, e in wanted:
@@ -370,8 +368,8 @@ def add_times(tx: Tx, start: datetime, end: datetime) -> list[SlotRow]:
         raise SlotsRefused(f"Nothing was added ({tx.settings.timezone} times): {listed}.")
     added = booking.add_slots(tx, new)
     for batch in _batches(revive):
-        query = (TimeSlot.update(held_until=None, hold_token_hash=None)
-                 .where(TimeSlot.id.in_(batch) & (TimeSlot.hold_token_hash == REMOVED_MARK)))
+        query = (TimeSlot.update(state=OPEN)
+                 .where(TimeSlot.id.in_(batch) & (TimeSlot.state == REMOVED)))
         for slot in _returned(query):
             tx.slot_changed(slot, "added")
             added.append(slot)
@@ -379,29 +377,28 @@ def add_times(tx: Tx, start: datetime, end: datetime) -> list[SlotRow]:
 
 
 def remove_slot(tx: Tx, slot_id: int) -> SlotRow:
-    """Take a free slot out (deleted, or kept with ``REMOVED_MARK`` when a booking
-    refers to it). ``SlotNotRemovable`` when it is booked or held by a visitor."""
+    """Take a free slot out (deleted, or kept with the state ``removed`` when a
+    booking refers to it). ``SlotNotRemovable`` when it is booked or held by a visitor."""
     booking.lock(CALENDAR_LOCK)
     if not 1 <= slot_id <= MAX_SLOT_ID:
         raise SlotNotFound(slot_id)
     row = TimeSlot.get_or_none(TimeSlot.id == slot_id)
-    if row is None or row.hold_token_hash == REMOVED_MARK:
+    if row is None or row.state == REMOVED:
         raise SlotNotFound(slot_id)
     slot = _slot_row(row)
     if row.is_booked:
         confirmed = Booking.get_or_none((Booking.slot == slot_id) & (Booking.status == "confirmed"))
         ref = f" (booking {confirmed.reference})" if confirmed else ""
         raise SlotNotRemovable(f"Slot {slot_id} is booked{ref}; cancel the booking first.")
-    held = row.held_until is not None and as_datetime(row.held_until) > tx.db_now
-    if held and row.hold_token_hash != CLOSED_MARK:
+    if row.held_until is not None and as_datetime(row.held_until) > tx.db_now:
         raise SlotNotRemovable(f"Slot {slot_id} is held by a visitor for a few minutes; "
                                "try again when the hold has ended.")
-    # Guarded as the check above: not booked, and not held but by a closure.
-    unchanged = (~TimeSlot.is_booked & (TimeSlot.held_until.is_null()
-                                        | (TimeSlot.held_until <= tx.db_now)
-                                        | (TimeSlot.hold_token_hash == CLOSED_MARK)))
+    # Guarded as the checks above: not removed, not booked, not held (a closed
+    # slot is neither).
+    unchanged = ((TimeSlot.state != REMOVED) & ~TimeSlot.is_booked
+                 & (TimeSlot.held_until.is_null() | (TimeSlot.held_until <= tx.db_now)))
     if Booking.select().where(Booking.slot == slot_id).exists():
-        done = (TimeSlot.update(held_until=TimeSlot.end_time, hold_token_hash=REMOVED_MARK)
+        done = (TimeSlot.update(state=REMOVED, held_until=None, hold_token_hash=None)
                 .where((TimeSlot.id == slot_id) & unchanged).execute())
     else:
         done = TimeSlot.delete().where((TimeSlot.id == slot_id) & unchanged).execute()
@@ -433,7 +430,7 @@ def open_spans(tx: Tx, wanted: list[Span]) -> list[Span]:
     ends = [to_db_time(e) for _, e in wanted]
     low, high = min(starts), max(ends)
     closed = closed_days(booking.local_day(low, tx.settings), booking.local_day(high, tx.settings))
-    overlaps = _Overlaps([r for r in _existing(low, high) if r[3] != REMOVED_MARK])
+    overlaps = _Overlaps([r for r in _existing(low, high) if r[3] != REMOVED])
     return [
         (s, e) for (s, e), ds, de in zip(wanted, starts, ends)
         if booking.local_day(ds, tx.settings) not in closed and not overlaps.any(ds, de)

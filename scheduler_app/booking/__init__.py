@@ -19,10 +19,11 @@ and its table rules live in ``idempotency.py``, which the door imports; the
 tokens in ``tokens.py``; the rep's calendar (closures, extra times) in
 ``rep_calendar``, the free-slot read path in ``availability.py``.
 
-Slots are taken with guarded UPDATEs (``... WHERE NOT is_booked AND not held``):
-of any number of concurrent callers exactly one changes the row. The reads
-before them only pick the precise error. ``now`` is passed in, so the rules
-are testable at any time.
+Slots are taken with guarded UPDATEs (``... WHERE NOT is_booked AND state =
+'open' AND not held``): of any number of concurrent callers exactly one changes
+the row. The reads before them only pick the precise error. ``now`` is passed
+in, so the rules are testable at any time. A slot's ``state`` (open, closed,
+removed: ``models.py``) is the rep's calendar's, never a hold.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ from .limits import (
     lock,
     without_full_days,
 )
-from .slots import CLOSED_MARK, REMOVED_MARK, Hold, add_slots, expire_holds, hold, release
+from .slots import Hold, add_slots, expire_holds, hold, release
 from .tx import Tx, transaction, transaction_async
 
 __all__ = [
-    "CALENDAR_LOCK", "CLOSED_MARK", "REMOVED_MARK", "Answer", "BookingView", "Details",
+    "CALENDAR_LOCK", "Answer", "BookingView", "Details",
     "Hold", "IdempotencyKey", "Tx", "add_slots", "book", "book_slot", "cancel",
     "confirmed_on", "day_bounds", "day_closed", "expire_holds", "find", "get", "hold",
     "local_day", "lock", "new_token", "release", "reschedule", "token_hash", "transaction",

@@ -87,7 +87,7 @@ def find(reference: str, token: str | None) -> BookingView:
             raise BookingNotFound()
     if booking is None:
         raise BookingNotFound()
-    slot, _, _ = read_slot(booking.slot_id)
+    slot = read_slot(booking.slot_id)[0]
     if booking.status != "confirmed":
         # Its slot is no longer this booking's: never show who booked it since.
         slot = slot._replace(is_booked=False, booked_by_email=None)

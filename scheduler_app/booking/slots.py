@@ -1,8 +1,10 @@
 """The slot rules: read, check, take, free, hold, release, add, expire.
 
-A slot is taken with a guarded UPDATE (``... WHERE NOT is_booked AND not
-held``): of any number of concurrent callers exactly one changes the row. The
-reads before it only pick the precise error. Each rule is a function of the
+A slot is taken with a guarded UPDATE (``... WHERE NOT is_booked AND state =
+'open' AND not held``): of any number of concurrent callers exactly one
+changes the row. The reads before it only pick the precise error. A slot the
+rep's calendar keeps out of sight (``state`` closed or removed, see
+``models.py``) is never held nor booked. Each rule is a function of the
 change's ``Tx`` (see ``tx.py``), which hears what it did.
 """
 
@@ -14,7 +16,7 @@ from datetime import datetime, timedelta
 
 import peewee
 
-from ..availability import SlotRow, as_datetime, not_held
+from ..availability import SlotRow, as_datetime, is_open, not_held
 from ..db import database, sql
 from ..errors import (
     ClientError,
@@ -26,7 +28,7 @@ from ..errors import (
     SlotNotFound,
     SlotTooSoon,
 )
-from ..models import MAX_SLOT_ID, TimeSlot, to_db_time
+from ..models import CLOSED, MAX_SLOT_ID, REMOVED, TimeSlot, to_db_time
 from ..tokens import token_hash
 from .limits import day_closed
 from .tx import Tx
@@ -34,25 +36,16 @@ from .tx import Tx
 # The statements of the booking path, written out: Peewee takes longer to
 # compile a query (0.2-0.5 ms) than SQLite to run it, and a booking runs five.
 # ``{p}`` is the driver's placeholder. Taking a slot is the guarded UPDATE: not
-# booked, and not held by anyone but the bearer of the hold's token.
+# booked, open, and not held by anyone but the bearer of the hold's token.
 _READ_SLOT = (
-    "SELECT id, start_time, end_time, is_booked, booked_by_email, held_until, hold_token_hash "
-    "FROM time_slots WHERE id = {p}"
+    "SELECT id, start_time, end_time, is_booked, booked_by_email, held_until, hold_token_hash, "
+    "state FROM time_slots WHERE id = {p}"
 )
 _TAKE_SLOT = (
     "UPDATE time_slots SET is_booked = {p}, booked_by_email = {p}, held_until = NULL, "
-    "hold_token_hash = NULL WHERE id = {p} AND NOT is_booked "
+    "hold_token_hash = NULL WHERE id = {p} AND NOT is_booked AND state = 'open' "
     "AND (held_until IS NULL OR held_until <= {p} OR hold_token_hash = {p})"
 )
-
-
-# The rep's calendar keeps some slots out of sight with a hold no token opens
-# (a token's hash is 64 hex digits), lasting until the slot's end: a slot on a
-# closed day that a booking (cancelled since) still refers to, so that its row
-# cannot be deleted, and a slot the rep removed that one refers to. See
-# rep_calendar.py; reopening the day frees the closed ones.
-CLOSED_MARK = "closed"
-REMOVED_MARK = "removed"
 
 
 @dataclass(frozen=True)
@@ -62,8 +55,9 @@ class Hold:
     expires_at: datetime  # naive UTC
 
 
-def read_slot(slot_id: int) -> tuple[SlotRow, datetime | None, str | None]:
-    """The slot, its hold's end and the hold's token hash; ``SlotNotFound`` if none."""
+def read_slot(slot_id: int) -> tuple[SlotRow, datetime | None, str | None, str]:
+    """The slot, its hold's end, the hold's token hash and its state; ``SlotNotFound``
+    if none."""
     if not 1 <= slot_id <= MAX_SLOT_ID:
         raise SlotNotFound(slot_id)  # no row can have it; don't send it to the database
     row = database.execute_sql(sql(_READ_SLOT), (slot_id,)).fetchone()
@@ -71,13 +65,13 @@ def read_slot(slot_id: int) -> tuple[SlotRow, datetime | None, str | None]:
         raise SlotNotFound(slot_id)
     slot = SlotRow(row[0], as_datetime(row[1]), as_datetime(row[2]), bool(row[3]), row[4])
     held_until = as_datetime(row[5]) if row[5] is not None else None
-    return slot, held_until, row[6]
+    return slot, held_until, row[6], row[7]
 
 
 def check_takeable(tx: Tx, slot_id: int, hold_token: str | None) -> SlotRow:
     """The slot, if ``hold_token``'s holder (or anyone, when it is not held) may take it."""
-    slot, held_until, hold_hash = read_slot(slot_id)
-    if hold_hash == REMOVED_MARK:
+    slot, held_until, hold_hash, state = read_slot(slot_id)
+    if state == REMOVED:
         raise SlotNotFound(slot_id)
     if slot.is_booked:
         raise SlotAlreadyBooked(slot_id)
@@ -86,7 +80,7 @@ def check_takeable(tx: Tx, slot_id: int, hold_token: str | None) -> SlotRow:
     notice = tx.settings.min_notice_minutes
     if notice and slot.start_time <= tx.db_now + timedelta(minutes=notice):
         raise SlotTooSoon(slot_id, notice)
-    if hold_hash == CLOSED_MARK:
+    if state == CLOSED:
         raise SlotClosed(slot_id)
     if held_until is not None and held_until > tx.db_now and not (
         hold_token and hmac.compare_digest(token_hash(hold_token), hold_hash or "")
@@ -110,8 +104,8 @@ def free(tx: Tx, slot: SlotRow) -> None:
     """Free a booked slot; on a day the rep has closed, keep it closed instead
     (the caller holds ``CALENDAR_LOCK``, shared)."""
     if day_closed(slot, tx.settings):
-        TimeSlot.update(is_booked=False, booked_by_email=None, held_until=slot.end_time,
-                        hold_token_hash=CLOSED_MARK).where(TimeSlot.id == slot.id).execute()
+        TimeSlot.update(is_booked=False, booked_by_email=None, held_until=None,
+                        hold_token_hash=None, state=CLOSED).where(TimeSlot.id == slot.id).execute()
         tx.slot_changed(slot, "removed")
         return
     TimeSlot.update(is_booked=False, booked_by_email=None, held_until=None,
@@ -126,7 +120,7 @@ def hold(tx: Tx, slot_id: int) -> Hold:
     expires = tx.db_now + timedelta(seconds=tx.settings.hold_seconds)
     updated = (
         TimeSlot.update(held_until=expires, hold_token_hash=token_hash(token))
-        .where((TimeSlot.id == slot_id) & ~TimeSlot.is_booked & not_held(tx.now))
+        .where((TimeSlot.id == slot_id) & ~TimeSlot.is_booked & is_open() & not_held(tx.now))
         .execute()
     )
     if updated != 1:
@@ -139,7 +133,7 @@ def release(tx: Tx, hold_id: int, hold_token: str) -> None:
     """Let go of a live hold (``hold_id`` is its slot's id); ``HoldNotFound`` otherwise."""
     if not 1 <= hold_id <= MAX_SLOT_ID:
         raise HoldNotFound()
-    slot, held_until, hold_hash = _read_slot_or(hold_id, HoldNotFound)
+    slot, held_until, hold_hash, _ = _read_slot_or(hold_id, HoldNotFound)
     if (held_until is None or held_until <= tx.db_now
             or not hmac.compare_digest(token_hash(hold_token), hold_hash or "")):
         raise HoldNotFound()
