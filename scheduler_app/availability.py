@@ -1,9 +1,10 @@
 """The read path of GET /availability: the free slots, fast.
 
-A free slot is not booked, not held (a hold lives while ``held_until`` is
-after now) and starts after the earliest bookable moment (now, or now plus
-the minimum notice). The rule is ``is_free``; the booking module's guarded
-UPDATEs say the same in their WHERE clauses.
+A free slot is open (not closed or removed by the rep: ``state``), not
+booked, not held (a hold lives while ``held_until`` is after now) and starts
+after the earliest bookable moment (now, or now plus the minimum notice). The
+rule is ``is_free``; the booking module's guarded UPDATEs say the same in
+their WHERE clauses.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import NamedTuple
 import peewee
 
 from .db import database, reading, session
-from .models import TimeSlot, to_db_time
+from .models import CLOSED, REMOVED, TimeSlot, to_db_time
 
 
 class SlotRow(NamedTuple):
@@ -28,20 +29,36 @@ class SlotRow(NamedTuple):
     booked_by_email: str | None
 
 
+def is_open() -> peewee.Expression:
+    """The slot is in the rep's calendar: neither closed nor removed (the column's
+    CHECK admits no other state, so this is ``state = 'open'``).
+
+    Said as what it is not: PostgreSQL estimates ``state = 'open'`` at 0.5 % of
+    the rows while the column has no statistics (just after the migration, or
+    a table just filled), and then scans the table and sorts it instead of
+    walking the partial index (18 ms against 0.03 ms for 16 of 100,000 slots);
+    ``NOT IN`` it estimates at 99 %. Literals, not parameters, so that the
+    compiled query keeps its parameters.
+    """
+    return TimeSlot.state.not_in(peewee.SQL(f"('{CLOSED}', '{REMOVED}')"))
+
+
 def not_held(now: datetime) -> peewee.Expression:
     """No live hold on the slot at ``now``."""
     return TimeSlot.held_until.is_null() | (TimeSlot.held_until <= to_db_time(now))
 
 
 def is_free(now: datetime, earliest: datetime | None = None) -> peewee.Expression:
-    """The rule of a free slot: not booked, not held at ``now``, and starting after
-    ``earliest`` (default ``now``).
+    """The rule of a free slot: not booked, open, not held at ``now``, and
+    starting after ``earliest`` (default ``now``).
 
     (``~is_booked``, not ``is_booked == False``: SQLite matches the partial
-    index's ``WHERE NOT is_booked`` only literally.)
+    index's ``WHERE NOT is_booked`` only literally. The few closed or removed
+    rows are in that index and filtered out with the held ones.)
     """
     return (
         ~TimeSlot.is_booked
+        & is_open()
         & (TimeSlot.start_time > to_db_time(earliest or now))
         & not_held(now)
     )

@@ -9,13 +9,18 @@ because a failed change rolls its key back with it.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from .booking import Answer, IdempotencyKey
 from .errors import IdempotencyKeyReused
 from .models import IdempotencyKey as KeyRow
 from .models import to_db_time
+from .tokens import token_hash
 
 KEPT = timedelta(hours=24)
 
@@ -29,6 +34,31 @@ def parse(header: str) -> str:
     if not match or not match[1].strip('"'):
         raise ValueError("must be 1-255 printable ASCII characters, quoted or not")
     return match[1]
+
+
+class Answer:
+    """What an idempotent request answered: replayed for a retry with its key."""
+
+    def __init__(self, status: int, body: bytes, replayed: bool = False):
+        self.status, self.body, self.replayed = status, body, replayed
+
+
+class IdempotencyKey:
+    """An ``Idempotency-Key`` of a request in ``scope`` (its method and path), with
+    the fingerprint of its body. ``render`` turns the change's result into the
+    answer stored for the key."""
+
+    def __init__(self, scope: str, key: str, body: dict, render: Callable[[object], Answer]):
+        self.scope, self.render = scope, render
+        self._secret = key.encode()
+        self.key = token_hash(key)  # stored hashed: the table cannot derive the tokens
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+        self.fingerprint = hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
+
+    def token(self, index: int) -> str:
+        """The ``index``-th token of the request: HMAC-SHA256 under the key itself."""
+        mac = hmac.new(self._secret, f"token:{index}:{self.fingerprint}".encode(), "sha256")
+        return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode()
 
 
 def claim(key: IdempotencyKey, now: datetime) -> Answer | None:

@@ -23,6 +23,9 @@ from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
 from .db import database, session
 from .errors import SchemaError
 from .models import (
+    CLOSED,
+    REMOVED,
+    STATE_CHECK,
     Booking,
     Change,
     Closure,
@@ -128,10 +131,38 @@ def _bookings(migrator: SchemaMigrator) -> list[str]:
     return changes
 
 
+def _slot_states(migrator: SchemaMigrator) -> list[str]:
+    """3: a slot's state in the rep's calendar gets its own column.
+
+    Until now a closed or removed slot was marked by writing ``closed`` or
+    ``removed`` into ``hold_token_hash`` (a hold no token opens, until the slot's
+    end). Those rows move to ``state``, with their hold columns cleared; the
+    column's CHECK keeps a slot that is not open unbooked and unheld.
+    """
+    changes = []
+    table = TimeSlot._meta.table_name
+    if "state" not in _columns(table):
+        # A constant default: PostgreSQL adds it without rewriting the table.
+        database.execute_sql(
+            f'ALTER TABLE "{table}" ADD COLUMN "state" VARCHAR(8) NOT NULL '
+            f"DEFAULT 'open' CHECK ({STATE_CHECK})")
+        changes.append(f"Added the column {table}.state.")
+    for state in (CLOSED, REMOVED):
+        marker = state  # what the previous release wrote into the hold column
+        moved = (TimeSlot.update(state=state, held_until=None, hold_token_hash=None)
+                 .where((TimeSlot.hold_token_hash == marker) & ~TimeSlot.is_booked)
+                 .execute())
+        if moved:
+            changes.append(f"Moved {moved} {state} slot(s) from {table}.hold_token_hash "
+                           f"to {table}.state.")
+    return changes
+
+
 # The steps, in order; a step's version is its position, from 1.
 STEPS: list[tuple[str, Step]] = [
     ("time_slots", _time_slots),
     ("bookings", _bookings),
+    ("slot_states", _slot_states),
 ]
 LATEST = len(STEPS)
 

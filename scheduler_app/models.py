@@ -28,6 +28,19 @@ class _Model(peewee.Model):
         database = database
 
 
+# A slot's ``state`` in the rep's calendar. ``open``: listed and bookable when
+# free. ``closed``: on a day the rep closed, kept (not deleted) because a
+# booking, cancelled since, refers to it; reopening the day opens it again.
+# ``removed``: taken out by the rep, kept for the same reason; adding the same
+# time again opens it again. A slot that is not open is never booked nor held.
+OPEN, CLOSED, REMOVED = "open", "closed", "removed"
+SLOT_STATES = (OPEN, CLOSED, REMOVED)
+STATE_CHECK = (
+    "state IN ('open', 'closed', 'removed') AND (state = 'open' OR "
+    "(NOT is_booked AND held_until IS NULL AND hold_token_hash IS NULL))"
+)
+
+
 class TimeSlot(_Model):
     """One bookable span of the rep's calendar."""
 
@@ -39,6 +52,8 @@ class TimeSlot(_Model):
     # A hold (reserve, then confirm): live while held_until is after now.
     held_until = peewee.DateTimeField(null=True)
     hold_token_hash = peewee.CharField(max_length=64, null=True)
+    state = peewee.CharField(max_length=8, default=OPEN, constraints=[
+        peewee.SQL(f"DEFAULT '{OPEN}'"), peewee.Check(STATE_CHECK)])
 
     class Meta:
         table_name = "time_slots"

@@ -188,6 +188,27 @@ def test_the_availability_query_walks_the_index_on_100000_rows(db):
     assert INDEX in explain(window)
 
 
+def test_the_first_slots_walk_the_index_before_the_table_has_statistics(db):
+    """Just after the migration that added ``state``, or a table just filled,
+    PostgreSQL has no statistics of the column: the query must still walk the
+    index rather than scan and sort the table (``availability.is_open``)."""
+    if is_postgres():
+        with session():
+            database.execute_sql("ALTER TABLE time_slots SET (autovacuum_enabled = false)")
+    fill(100_000, free=1_000)
+    sql, params = availability.free_slots_query(NOW, limit=16).sql()
+    with session():
+        if is_postgres():
+            assert database.execute_sql(
+                "SELECT COUNT(*) FROM pg_stats WHERE tablename = 'time_slots'").fetchone() == (0,)
+        plan = "\n".join(" ".join(map(str, row)) for row in database.execute_sql(
+            f"{'EXPLAIN' if is_postgres() else 'EXPLAIN QUERY PLAN'} {sql}", params).fetchall())
+    print(plan)
+    assert INDEX in plan
+    assert "Seq Scan" not in plan and "Sort" not in plan and "TEMP B-TREE" not in plan
+    assert len(availability.free_slots(NOW, limit=16)) == 16
+
+
 def test_the_body_is_the_generic_encoding_byte_for_byte(client, settings, clock):
     # GET /availability memoises each slot's JSON; it must stay what slot_dict
     # and encode give for the same slots.

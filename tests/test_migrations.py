@@ -9,17 +9,20 @@ that release wrote it: naive UTC timestamps, booked slots with their email.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import subprocess
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
 from fastapi.testclient import TestClient
 from support import SCRIPT
 
+from scheduler_app import rep_calendar
 from scheduler_app.app import create_app
+from scheduler_app.booking import transaction
 from scheduler_app.migrations import CROCKFORD, LATEST
 
 PREVIOUS_RELEASE_DDL = {
@@ -205,3 +208,180 @@ def test_concurrent_upgrades_from_several_processes_upgrade_once(database_url):
     [upgrading] = [out for out in stdouts if out != UP_TO_DATE]
     assert set(UPGRADE_SAYS) <= set(upgrading.splitlines())
     assert_upgraded(database_url, before)  # one booking per booked slot, each version once
+
+
+# -- step 3: from the release before it (c32de7b, steps 1-2), closed and removed slots ---------
+
+# The schema of that release, as its init-db made it on an empty database (read from
+# Peewee's query log of that run on each database); the types that differ between
+# the two are named by RELEASE_2_TYPES.
+RELEASE_2_DDL = [
+    'CREATE TABLE IF NOT EXISTS "schema_migrations" ("version" INTEGER NOT NULL PRIMARY KEY, '
+    '"name" VARCHAR(100) NOT NULL, "applied_at" {ts} NOT NULL)',
+    'CREATE TABLE IF NOT EXISTS "time_slots" ("id" {serial} NOT NULL PRIMARY KEY, '
+    '"start_time" {ts} NOT NULL, "end_time" {ts} NOT NULL, "is_booked" {bool} NOT NULL '
+    'DEFAULT false, "booked_by_email" VARCHAR(254), "held_until" {ts}, '
+    '"hold_token_hash" VARCHAR(64))',
+    'CREATE UNIQUE INDEX IF NOT EXISTS "timeslot_start_time" ON "time_slots" ("start_time")',
+    'CREATE INDEX IF NOT EXISTS "time_slots_free_start_time" ON "time_slots" ("start_time") '
+    'WHERE NOT "is_booked"',
+    'CREATE TABLE IF NOT EXISTS "bookings" ("id" {serial} NOT NULL PRIMARY KEY, '
+    '"reference" VARCHAR(8) NOT NULL, "slot_id" INTEGER NOT NULL, "email" VARCHAR(254) NOT NULL, '
+    '"name" VARCHAR(200), "notes" TEXT, "status" VARCHAR(16) NOT NULL, "token_hash" VARCHAR(64), '
+    '"sequence" INTEGER NOT NULL, "timezone" VARCHAR(64), "source" TEXT, '
+    '"created_at" {ts} NOT NULL, "updated_at" {ts} NOT NULL, "cancelled_at" {ts}, '
+    '"cancel_reason" VARCHAR(500), "cancelled_by" VARCHAR(16), '
+    'FOREIGN KEY ("slot_id") REFERENCES "time_slots" ("id"))',
+    'CREATE UNIQUE INDEX IF NOT EXISTS "booking_reference" ON "bookings" ("reference")',
+    'CREATE INDEX IF NOT EXISTS "booking_slot_id" ON "bookings" ("slot_id")',
+    'CREATE INDEX IF NOT EXISTS "booking_email" ON "bookings" ("email")',
+    'CREATE UNIQUE INDEX IF NOT EXISTS "bookings_confirmed_slot" ON "bookings" ("slot_id") '
+    "WHERE (\"status\" = 'confirmed')",
+    'CREATE TABLE IF NOT EXISTS "idempotency_keys" ("id" {serial} NOT NULL PRIMARY KEY, '
+    '"scope" VARCHAR(64) NOT NULL, "key" VARCHAR(255) NOT NULL, "fingerprint" VARCHAR(64) NOT NULL, '
+    '"status" INTEGER, "body" {blob}, "created_at" {ts} NOT NULL)',
+    'CREATE INDEX IF NOT EXISTS "idempotencykey_created_at" ON "idempotency_keys" ("created_at")',
+    'CREATE UNIQUE INDEX IF NOT EXISTS "idempotencykey_scope_key" ON "idempotency_keys" '
+    '("scope", "key")',
+    'CREATE TABLE IF NOT EXISTS "feed_version" ("id" INTEGER NOT NULL PRIMARY KEY, '
+    '"v" {bigint} NOT NULL)',
+    'CREATE TABLE IF NOT EXISTS "changes" ("v" {bigint} NOT NULL PRIMARY KEY, '
+    '"slot_id" INTEGER NOT NULL, "start_time" {ts} NOT NULL, "end_time" {ts} NOT NULL, '
+    '"state" VARCHAR(16) NOT NULL, "created_at" {ts} NOT NULL)',
+    'CREATE INDEX IF NOT EXISTS "change_created_at" ON "changes" ("created_at")',
+    'CREATE TABLE IF NOT EXISTS "outbox" ("id" {serial} NOT NULL PRIMARY KEY, '
+    '"channel" VARCHAR(16) NOT NULL, "event" VARCHAR(32) NOT NULL, "recipient" VARCHAR(32) NOT NULL, '
+    '"booking_id" INTEGER, "payload" TEXT NOT NULL, "status" VARCHAR(16) NOT NULL, '
+    '"attempts" INTEGER NOT NULL, "next_attempt_at" {ts} NOT NULL, "lease_until" {ts}, '
+    '"last_error" TEXT, "created_at" {ts} NOT NULL, "sent_at" {ts}, '
+    'FOREIGN KEY ("booking_id") REFERENCES "bookings" ("id"))',
+    'CREATE INDEX IF NOT EXISTS "outboxmessage_booking_id" ON "outbox" ("booking_id")',
+    'CREATE INDEX IF NOT EXISTS "outboxmessage_status_next_attempt_at" ON "outbox" '
+    '("status", "next_attempt_at")',
+    'CREATE TABLE IF NOT EXISTS "closures" ("id" {serial} NOT NULL PRIMARY KEY, '
+    '"first_day" DATE NOT NULL, "last_day" DATE NOT NULL, "reason" VARCHAR(500), '
+    '"created_at" {ts} NOT NULL)',
+    "INSERT INTO feed_version (id, v) VALUES (1, 0)",
+    "INSERT INTO schema_migrations (version, name, applied_at) "
+    "VALUES (1, 'time_slots', '2026-11-01 12:00:00'), (2, 'bookings', '2026-11-01 12:00:00')",
+]
+RELEASE_2_TYPES = {
+    "sqlite": {"serial": "INTEGER", "ts": "DATETIME", "bool": "INTEGER", "blob": "BLOB",
+               "bigint": "INTEGER"},
+    "postgres": {"serial": "SERIAL", "ts": "TIMESTAMP", "bool": "BOOLEAN", "blob": "BYTEA",
+                 "bigint": "BIGINT"},
+}
+# Its slots (naive UTC; the clock is Friday 2026-11-20 15:00): (start, is_booked, email,
+# held_until, hold_token_hash). That release marked a closed or removed slot kept for a
+# cancelled booking's record with a hold no token opens, until the slot's end.
+HELD = hashlib.sha256(b"a visitor's hold token").hexdigest()
+RELEASE_2_SLOTS = [
+    (datetime(2026, 11, 23, 14, 0), False, None, None, None),  # 1: free
+    (datetime(2026, 11, 23, 14, 30), True, "lead@example.com", None, None),  # 2: booked
+    (datetime(2026, 11, 23, 15, 0), False, None, datetime(2026, 11, 23, 15, 30), "removed"),
+    (datetime(2026, 11, 23, 15, 30), False, None, datetime(2026, 11, 20, 15, 5), HELD),  # 4
+    (datetime(2026, 11, 24, 14, 0), False, None, datetime(2026, 11, 24, 14, 30), "closed"),
+    (datetime(2026, 11, 24, 14, 30), True, "kept@example.com", None, None),  # 6: a conflict
+    (datetime(2026, 11, 16, 14, 0), False, None, datetime(2026, 11, 16, 14, 30), "closed"),
+]
+# (slot, status, email): the bookings; the cancelled ones keep slots 3, 5 and 7 from deletion.
+RELEASE_2_BOOKINGS = [(2, "confirmed", "lead@example.com"), (3, "cancelled", "gone@example.com"),
+                      (5, "cancelled", "off@example.com"), (6, "confirmed", "kept@example.com"),
+                      (7, "cancelled", "past@example.com")]
+# Tuesday 24 November and Monday 16 November are closed.
+RELEASE_2_CLOSURES = [("2026-11-24", "2026-11-24"), ("2026-11-16", "2026-11-16")]
+STEP_3_SAYS = [
+    "Added the column time_slots.state.",
+    "Moved 2 closed slot(s) from time_slots.hold_token_hash to time_slots.state.",
+    "Moved 1 removed slot(s) from time_slots.hold_token_hash to time_slots.state.",
+]
+
+
+def release_2(url: str) -> None:
+    """The database as the release before step 3 left it, with its rows."""
+    conn = connect(url)
+    try:
+        cursor = conn.cursor()
+        for statement in RELEASE_2_DDL:
+            cursor.execute(statement.format(**RELEASE_2_TYPES[kind(url)]))
+
+        def insert(sql: str, rows: list[tuple]) -> None:
+            cursor.executemany(sql if kind(url) == "postgres" else sql.replace("%s", "?"), rows)
+
+        insert("INSERT INTO time_slots (start_time, end_time, is_booked, booked_by_email, "
+               "held_until, hold_token_hash) VALUES (%s, %s, %s, %s, %s, %s)",
+               [(str(s), str(s + timedelta(minutes=30)), b, e, h and str(h), t)
+                for s, b, e, h, t in RELEASE_2_SLOTS])
+        now = "2026-11-10 12:00:00"
+        insert("INSERT INTO bookings (reference, slot_id, email, status, token_hash, sequence, "
+               "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 0, %s, %s)",
+               [(f"REF0000{slot}", slot, email, status, "0" * 64, now, now)
+                for slot, status, email in RELEASE_2_BOOKINGS])
+        insert("INSERT INTO closures (first_day, last_day, created_at) VALUES (%s, %s, %s)",
+               [(first, last, now) for first, last in RELEASE_2_CLOSURES])
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def slot_states(url: str) -> list[tuple]:
+    return query(url, "SELECT id, state, held_until IS NOT NULL, hold_token_hash "
+                      "FROM time_slots ORDER BY id")
+
+
+def test_init_db_moves_the_closed_and_removed_marks_of_the_release_before_into_state(
+        database_url):
+    release_2(database_url)
+    before = slots(database_url)
+    result = init_db(database_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == STEP_3_SAYS
+    assert slots(database_url) == before  # the spec's columns as they were
+    assert slot_states(database_url) == [
+        (1, "open", False, None), (2, "open", False, None), (3, "removed", False, None),
+        (4, "open", True, HELD), (5, "closed", False, None), (6, "open", False, None),
+        (7, "closed", False, None)]
+    assert query(database_url, "SELECT version, name FROM schema_migrations WHERE version = 3"
+                 ) == [(3, "slot_states")]
+    assert LATEST == 3
+    # The column's CHECK: a slot that is not open is never booked nor held.
+    error = sqlite3.IntegrityError if kind(database_url) == "sqlite" else psycopg2.IntegrityError
+    for change in ("is_booked = true", f"hold_token_hash = '{HELD}'", "state = 'other'"):
+        with pytest.raises(error):
+            query(database_url, f"UPDATE time_slots SET {change} WHERE id = 5")
+    upgraded = everything(database_url)
+    again = init_db(database_url)
+    assert (again.returncode, again.stdout) == (0, UP_TO_DATE), again.stderr
+    assert everything(database_url) == upgraded
+
+
+def test_the_moved_slots_keep_their_meaning(settings, clock):
+    """Closed and removed slots stay out of sight and unbookable; reopening the
+    day frees the closed one, adding the time again brings the removed one back."""
+    release_2(settings.database_url)
+    with TestClient(create_app(settings, clock)) as client:
+        assert [s["id"] for s in client.get("/availability").json()] == [1]  # 4 is held
+        closed = client.post("/book", json={"slot_id": 5, "email": "new@example.com"})
+        assert closed.status_code == 409 and "closed" in closed.json()["detail"]
+        assert client.post("/book", json={"slot_id": 3, "email": "new@example.com"}
+                           ).status_code == 404
+        assert client.post("/holds", json={"slot_id": 5}).status_code == 409
+        clock.now += timedelta(minutes=5)  # the visitor's hold has run out
+        assert [s["id"] for s in client.get("/availability").json()] == [1, 4]
+        assert client.get("/ready").json()["slots"] == {"total": 7, "booked": 2, "free": 2}
+
+        # The rep's functions, on the database the app has bound.
+        [(tuesday,)] = query(settings.database_url,
+                             "SELECT id FROM closures WHERE first_day = '2026-11-24'")
+        reopened = transaction(settings, clock.now, lambda tx: rep_calendar.reopen(tx, tuesday))
+        assert [s.id for s in reopened.freed] == [5]
+        again = transaction(settings, clock.now, lambda tx: rep_calendar.add_times(
+            tx, datetime(2026, 11, 23, 15, 0, tzinfo=UTC),
+            datetime(2026, 11, 23, 15, 30, tzinfo=UTC)))
+        assert [s.id for s in again] == [3]
+        assert [s["id"] for s in client.get("/availability").json()] == [1, 3, 4, 5]
+        assert client.post("/book", json={"slot_id": 5, "email": "new@example.com"}
+                           ).status_code == 200
+    assert [row[:2] for row in slot_states(settings.database_url)] == [
+        (1, "open"), (2, "open"), (3, "open"), (4, "open"), (5, "open"), (6, "open"),
+        (7, "closed")]

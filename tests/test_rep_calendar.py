@@ -18,7 +18,7 @@ import pytest
 from support import FRIDAY
 
 from scheduler_app import availability, booking, rep_calendar
-from scheduler_app.booking import CLOSED_MARK, REMOVED_MARK, Details, transaction
+from scheduler_app.booking import Details, transaction
 from scheduler_app.db import session
 from scheduler_app.errors import (
     BookingUnchangeable,
@@ -120,7 +120,8 @@ def test_a_slot_a_cancelled_booking_refers_to_is_kept_closed_then_reopened(calen
     view = run(calendar, lambda tx: rep_calendar.close(tx, TUESDAY))
     assert 18 in {s.id for s in view.removed}
     kept = row(18)  # the cancelled booking's record needs its row
-    assert (kept.is_booked, kept.hold_token_hash) == (False, CLOSED_MARK)
+    assert (kept.is_booked, kept.state, kept.held_until, kept.hold_token_hash) == (
+        False, "closed", None, None)
     assert free_on(TUESDAY) == []
     with pytest.raises(SlotClosed, match="Slot 18 is on a day the rep has closed."):
         book(calendar, 18, "other@example.com")
@@ -145,7 +146,8 @@ def test_a_cancel_or_move_on_a_closed_day_keeps_the_slot_closed(calendar):
     run(calendar, lambda tx: booking.cancel(tx, lead.booking.reference, lead.token))
     run(calendar, lambda tx: booking.reschedule(tx, mover.booking.reference, mover.token, 1))
     assert free_on(TUESDAY) == []  # neither slot came back on the closed day
-    assert {row(17).hold_token_hash, row(19).hold_token_hash} == {CLOSED_MARK}
+    assert {(row(i).state, row(i).held_until, row(i).hold_token_hash) for i in (17, 19)} == {
+        ("closed", None, None)}
     assert changes()[-2:] == [(1, "booked"), (19, "removed")]
     run(calendar, lambda tx: rep_calendar.reopen(tx, closure.id))
     assert free_on(TUESDAY) == [17, 19]
@@ -276,7 +278,7 @@ def test_a_removed_slot_with_a_cancelled_booking_is_kept_out_of_sight_and_can_re
     view = book(calendar, 7)
     run(calendar, lambda tx: booking.cancel(tx, view.booking.reference, view.token))
     run(calendar, lambda tx: rep_calendar.remove_slot(tx, 7))
-    assert row(7).hold_token_hash == REMOVED_MARK
+    assert (row(7).state, row(7).held_until, row(7).hold_token_hash) == ("removed", None, None)
     assert 7 not in free_on(MONDAY)
     with pytest.raises(SlotNotFound, match="Slot 7 does not exist."):
         book(calendar, 7)

@@ -76,6 +76,8 @@ NEW_TABLES = [
 ]
 HOLD_COLUMNS = ["Added the column time_slots.held_until.",
                 "Added the column time_slots.hold_token_hash."]
+# What migration 3 says to a table made before it (a new one has the column already).
+STATE_COLUMN = "Added the column time_slots.state."
 
 
 def test_init_db_creates_the_table_then_has_nothing_to_do(database_url):
@@ -86,7 +88,7 @@ def test_init_db_creates_the_table_then_has_nothing_to_do(database_url):
                                          *NEW_TABLES]
     again = run_cli("init-db", env=env)
     assert again.returncode == 0, again.stderr
-    assert again.stdout == "The schema is up to date (version 2).\n"
+    assert again.stdout == "The schema is up to date (version 3).\n"
     assert [i for i in indexes(database_url) if i in OURS] == OURS
 
 
@@ -99,6 +101,7 @@ def test_init_db_adds_the_unique_index_an_inherited_table_lacks(database_url):
         FREE_INDEX_ADDED,
         *HOLD_COLUMNS,
         *NEW_TABLES,
+        STATE_COLUMN,
     ]
     assert [i for i in indexes(database_url) if i in OURS] == OURS
     error = sqlite3.IntegrityError if database_url.startswith("sqlite") else psycopg2.IntegrityError
@@ -138,7 +141,8 @@ def test_a_unique_constraint_of_another_name_counts_as_the_unique_index(database
     legacy_table(database_url, "2026-11-23 09:00:00", unique=True)
     result = run_cli("init-db", env={"DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [FREE_INDEX_ADDED, *HOLD_COLUMNS, *NEW_TABLES]
+    assert result.stdout.splitlines() == [FREE_INDEX_ADDED, *HOLD_COLUMNS, *NEW_TABLES,
+                                          STATE_COLUMN]
     assert [cols for cols, unique, _ in indexes(database_url) if unique].count(("start_time",)) == 1
 
 
@@ -148,7 +152,8 @@ def test_the_previous_releases_table_gets_the_free_slots_index(database_url):
     raw(database_url, "CREATE INDEX timeslot_is_booked_start_time ON time_slots (is_booked, start_time)")
     result = run_cli("init-db", env={"DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [FREE_INDEX_ADDED, *HOLD_COLUMNS, *NEW_TABLES]
+    assert result.stdout.splitlines() == [FREE_INDEX_ADDED, *HOLD_COLUMNS, *NEW_TABLES,
+                                          STATE_COLUMN]
     assert [i for i in indexes(database_url) if i in OURS] == OURS
 
 
@@ -196,5 +201,6 @@ def test_upgrades_running_together_add_each_index_once(database_url, run_togethe
         "Added the unique index timeslot_start_time on time_slots(start_time).",
         *HOLD_COLUMNS,
         *NEW_TABLES,
+        STATE_COLUMN,
     ])
     assert [i for i in indexes(database_url) if i in OURS] == OURS
