@@ -35,6 +35,13 @@ _INSERT_CHANGE = (
     "INSERT INTO changes (v, slot_id, start_time, end_time, state, created_at) "
     "VALUES ({p}, {p}, {p}, {p}, {p}, {p})"
 )
+# PostgreSQL, one change (the usual case): bump, insert and notify in one round trip.
+_RECORD_ONE = (
+    "WITH b AS (UPDATE feed_version SET v = v + 1 WHERE id = 1 RETURNING v), "
+    "i AS (INSERT INTO changes (v, slot_id, start_time, end_time, state, created_at) "
+    "SELECT v, %s, %s::timestamp, %s::timestamp, %s, %s::timestamp FROM b RETURNING v) "
+    "SELECT v, pg_notify(%s, v::text) FROM i"
+)
 
 
 def record(changes: list[SlotChange], now: datetime) -> int | None:
@@ -42,6 +49,12 @@ def record(changes: list[SlotChange], now: datetime) -> int | None:
     version, or None when there was nothing to record."""
     if not changes:
         return None
+    postgres = isinstance(database.obj, peewee.PostgresqlDatabase)
+    if postgres and len(changes) == 1:
+        c = changes[0]
+        [last, _] = database.execute_sql(_RECORD_ONE, (
+            c.slot_id, c.start_time, c.end_time, c.state, to_db_time(now), CHANNEL)).fetchone()
+        return last
     [last] = database.execute_sql(sql(_BUMP), (len(changes),)).fetchone()
     first = last - len(changes) + 1
     created = to_db_time(now)
@@ -54,6 +67,6 @@ def record(changes: list[SlotChange], now: datetime) -> int | None:
               Change.created_at]
     for start in range(0, len(rows), 500):
         Change.insert_many(rows[start:start + 500], fields=fields).execute()
-    if isinstance(database.obj, peewee.PostgresqlDatabase):
+    if postgres:
         database.execute_sql("SELECT pg_notify(%s, %s)", (CHANNEL, str(last)))
     return last

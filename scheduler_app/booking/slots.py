@@ -46,6 +46,18 @@ _TAKE_SLOT = (
     "hold_token_hash = NULL WHERE id = {p} AND NOT is_booked AND state = 'open' "
     "AND (held_until IS NULL OR held_until <= {p} OR hold_token_hash = {p})"
 )
+# PostgreSQL: read and take in one round trip. ``s`` is the row as it was when
+# the statement began (for the precise error when ``t`` took nothing); ``t`` is
+# the guarded UPDATE above, which also refuses a slot that starts too soon.
+_READ_AND_TAKE = (
+    "WITH s AS (SELECT id, start_time, end_time, is_booked, booked_by_email, held_until, "
+    "hold_token_hash, state FROM time_slots WHERE id = %s), "
+    "t AS (UPDATE time_slots SET is_booked = TRUE, booked_by_email = %s, held_until = NULL, "
+    "hold_token_hash = NULL WHERE id = %s AND NOT is_booked AND state = 'open' "
+    "AND start_time > %s AND (held_until IS NULL OR held_until <= %s OR hold_token_hash = %s) "
+    "RETURNING id) "
+    "SELECT s.*, EXISTS (SELECT 1 FROM t) FROM s"
+)
 
 
 @dataclass(frozen=True)
@@ -63,14 +75,26 @@ def read_slot(slot_id: int) -> tuple[SlotRow, datetime | None, str | None, str]:
     row = database.execute_sql(sql(_READ_SLOT), (slot_id,)).fetchone()
     if row is None:
         raise SlotNotFound(slot_id)
-    slot = SlotRow(row[0], as_datetime(row[1]), as_datetime(row[2]), bool(row[3]), row[4])
-    held_until = as_datetime(row[5]) if row[5] is not None else None
-    return slot, held_until, row[6], row[7]
+    return _slot_of(row)
 
 
 def check_takeable(tx: Tx, slot_id: int, hold_token: str | None) -> SlotRow:
     """The slot, if ``hold_token``'s holder (or anyone, when it is not held) may take it."""
     slot, held_until, hold_hash, state = read_slot(slot_id)
+    _check(tx, slot, held_until, hold_hash, state, hold_token)
+    return slot
+
+
+def _slot_of(row: tuple) -> tuple[SlotRow, datetime | None, str | None, str]:
+    slot = SlotRow(row[0], as_datetime(row[1]), as_datetime(row[2]), bool(row[3]), row[4])
+    held_until = as_datetime(row[5]) if row[5] is not None else None
+    return slot, held_until, row[6], row[7]
+
+
+def _check(tx: Tx, slot: SlotRow, held_until: datetime | None, hold_hash: str | None,
+           state: str, hold_token: str | None) -> None:
+    """Raise why ``hold_token``'s holder (or anyone) may not take the slot, if so."""
+    slot_id = slot.id
     if state == REMOVED:
         raise SlotNotFound(slot_id)
     if slot.is_booked:
@@ -86,7 +110,6 @@ def check_takeable(tx: Tx, slot_id: int, hold_token: str | None) -> SlotRow:
         hold_token and hmac.compare_digest(token_hash(hold_token), hold_hash or "")
     ):
         raise SlotHeld(slot_id)
-    return slot
 
 
 def take(tx: Tx, slot: SlotRow, email: str, hold_token: str | None) -> SlotRow:
@@ -96,6 +119,28 @@ def take(tx: Tx, slot: SlotRow, email: str, hold_token: str | None) -> SlotRow:
         sql(_TAKE_SLOT), (True, email, slot.id, tx.db_now, hold_hash)).rowcount
     if updated != 1:
         raise SlotAlreadyBooked(slot.id)
+    tx.slot_changed(slot, "booked")
+    return slot._replace(is_booked=True, booked_by_email=email)
+
+
+def check_and_take(tx: Tx, slot_id: int, email: str, hold_token: str | None) -> SlotRow:
+    """``check_takeable`` then ``take``, the same refusals in the same order; on
+    PostgreSQL in one round trip (``_READ_AND_TAKE``): when it took nothing, the
+    row as it was read says why, and a slot that looked takeable was won by another."""
+    if not isinstance(database.obj, peewee.PostgresqlDatabase):
+        return take(tx, check_takeable(tx, slot_id, hold_token), email, hold_token)
+    if not 1 <= slot_id <= MAX_SLOT_ID:
+        raise SlotNotFound(slot_id)
+    notice = timedelta(minutes=tx.settings.min_notice_minutes or 0)
+    hold_hash = token_hash(hold_token) if hold_token else None
+    row = database.execute_sql(_READ_AND_TAKE, (
+        slot_id, email, slot_id, tx.db_now + notice, tx.db_now, hold_hash)).fetchone()
+    if row is None:
+        raise SlotNotFound(slot_id)
+    slot, held_until, stored_hash, state = _slot_of(row)
+    if not row[8]:
+        _check(tx, slot, held_until, stored_hash, state, hold_token)
+        raise SlotAlreadyBooked(slot_id)
     tx.slot_changed(slot, "booked")
     return slot._replace(is_booked=True, booked_by_email=email)
 
