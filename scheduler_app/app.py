@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from datetime import datetime
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from . import __version__
@@ -95,11 +98,28 @@ def _detail(status: int, message: str, headers: dict | None = None) -> JSONRespo
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
+def _finite(value: object) -> object:
+    """``value`` (JSON-like) with NaN and the infinities as the strings JSON lacks."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf", "-inf"
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ClientError)
     async def refused(request: Request, exc: ClientError) -> JSONResponse:
         # A refusal holds for this moment only (and may answer a token): no cache keeps it.
         return _detail(exc.status, str(exc), {"Cache-Control": "no-store", **(exc.headers or {})})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422, except that an input it cannot write as JSON (Python's
+        # json reads NaN and Infinity) is written as a string: a 422, never a 500.
+        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(DatabaseUnavailable)
     async def unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:

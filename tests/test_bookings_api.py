@@ -153,6 +153,41 @@ def test_bad_optional_fields_are_422_and_book_nothing(client, fields, field):
     assert snapshot() == before
 
 
+NON_FINITE = ("NaN", "Infinity", "-Infinity")  # JSON has none, Python's json reads them
+
+
+@pytest.mark.parametrize("literal", NON_FINITE)
+@pytest.mark.parametrize("headers", [{}, {"Idempotency-Key": "k-nan"}],
+                         ids=["book-lane", "with-key"])
+def test_a_non_finite_slot_id_is_422_with_a_json_detail(client, literal, headers):
+    """POST /book's own lane (no key) and FastAPI's route (a key) alike: never a 500."""
+    before = snapshot()
+    response = client.post("/book", headers={"Content-Type": "application/json", **headers},
+                           content=f'{{"slot_id": {literal}, "email": "a@example.com"}}')
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "slot_id"]
+    assert error["input"] == str(float(literal))  # written as a string: "nan", "inf", "-inf"
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("literal", NON_FINITE)
+def test_a_non_finite_number_is_422_on_the_other_json_routes(client, literal):
+    made_booking = made(client, 2)
+    before = snapshot()
+    response = client.post("/holds", headers={"Content-Type": "application/json"},
+                           content=f'{{"slot_id": {literal}}}')
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["detail"]] == [["body", "slot_id"]]
+    response = client.post(f"/bookings/{made_booking['reference']}/reschedule",
+                           headers={**bearer(made_booking["token"]),
+                                    "Content-Type": "application/json"},
+                           content=f'{{"slot_id": {literal}}}')
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "slot_id"]
+    assert snapshot() == before
+
+
 def test_the_longest_name_and_notes_are_accepted(client):
     made_booking = made(client, 1, name="n" * 200, notes="n" * 2000)
     row = stored_booking(made_booking["reference"])
