@@ -2,17 +2,20 @@
 --
 --   wrk ... -s bench/load.lua URL -- get  PATH
 --   wrk ... -s bench/load.lua URL -- book FIRST COUNT   (POST /book for ids FIRST..FIRST+COUNT-1, once each)
---   wrk ... -s bench/load.lua URL -- hot  FIRST SLOTS   (POST /book, ids cycling over SLOTS slots)
+--   wrk ... -s bench/load.lua URL -- hot  FIRST SLOTS COUNT  (COUNT POST /book, ids cycling over SLOTS slots)
 --
--- In "book" mode, once COUNT requests are sent the connections ask GET /health
--- until the COUNT-th booking answer has come back; then the thread stops and
--- writes "done" on stderr, and the runner interrupts wrk. So no booking is in
--- flight when wrk ends, and every booking made has been counted.
+-- In "book" and "hot" modes, once COUNT bookings are sent the connections ask
+-- GET /health until the COUNT-th booking answer has come back; then the thread
+-- stops and writes "done" on stderr, and the runner interrupts wrk. So no
+-- booking is in flight when wrk ends, and every booking made has been counted.
+-- (A run that ended on its duration instead left bookings in flight, which the
+-- server answered after the next round had emptied the table: that round's
+-- slots were booked by the previous round, and it saw only 409s.)
 --
 -- done() prints one line, "result {json}": requests, duration, latency
--- percentiles (microseconds), status counts (of the POSTs in book mode), errors.
+-- percentiles (microseconds), status counts (of the POSTs in book and hot modes), errors.
 
-local mode, first, count, path
+local mode, first, count, total, path
 local sent, answered, primed = 0, 0, false
 statuses = {}  -- global: done() reads it from each thread with thread:get
 local threads = {}
@@ -29,6 +32,7 @@ function init(args)
       path = args[2]
    else
       first, count = tonumber(args[2]), tonumber(args[3])
+      total = tonumber(args[4]) or count
    end
 end
 
@@ -45,23 +49,23 @@ function request()
       return wrk.format("GET", "/health")
    elseif mode == "get" then
       return wrk.format("GET", path)
-   elseif mode == "hot" then
+   elseif sent < total then
       sent = sent + 1
-      return booking(first + sent % count)
-   elseif sent < count then
-      sent = sent + 1
+      if mode == "hot" then
+         return booking(first + sent % count)
+      end
       return booking(first + sent - 1)
    end
    return wrk.format("GET", "/health")
 end
 
 function response(status, headers, body)
-   if mode == "book" then
+   if mode ~= "get" then
       if body == HEALTH then
          return
       end
       answered = answered + 1
-      if answered == count then
+      if answered == total then
          io.stderr:write("done\n")
          io.stderr:flush()
          wrk.thread:stop()

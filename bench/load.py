@@ -32,7 +32,7 @@ class Result:
     p99_ms: float
     statuses: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
-    counted: int | None = None  # requests the rate is computed from (book mode: the POSTs)
+    counted: int | None = None  # requests the rate is computed from (book, hot: the POSTs)
 
     @property
     def rate(self) -> float:
@@ -50,8 +50,8 @@ class Result:
 def run(port: int, mode: str, args: list, seconds: float, connections: int) -> Result:
     """One wrk run against 127.0.0.1:``port``; ``mode`` and ``args`` as in load.lua.
 
-    ``book`` mode ends when every booking is answered (``seconds`` is only a
-    cap); the others run for ``seconds``.
+    ``book`` and ``hot`` modes end when every booking is answered (``seconds``
+    is only a cap); ``get`` runs for ``seconds``.
     """
     command = [
         wrk_path(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
@@ -85,5 +85,5 @@ def run(port: int, mode: str, args: list, seconds: float, connections: int) -> R
         p99_ms=data["p99_us"] / 1000,
         statuses=data["statuses"],
         errors=data["errors"],
-        counted=args[1] if mode == "book" else None,
+        counted={"book": args[1], "hot": args[-1]}.get(mode),
     )

@@ -262,8 +262,11 @@ def _one_round(run: Run, target: Target, scenario: str, warmup: bool, estimate: 
             run.facts[f"{target.key}_book_rows_equal_200s"] = 1
         return result
     # hot: every connection books one of HOT_SLOTS slots; exactly one 200 each.
+    # As many bookings as fit in about `seconds`, all answered before the round
+    # ends (so none of them books the next round's slots).
+    quota = 300 if warmup else max(int(estimate.warmup.rate * seconds), 1)
     data.reset_slots(target.database_url, HOT_SLOTS)
-    result = load.run(target.port, "hot", [1, HOT_SLOTS], seconds, conns)
+    result = load.run(target.port, "hot", [1, HOT_SLOTS, quota], 60 + 4 * seconds, conns)
     booked = data.booked_count(target.database_url)
     others = {k: v for k, v in result.statuses.items() if k not in ("200", "409")}
     if result.ok != HOT_SLOTS or booked != HOT_SLOTS or others or result.socket_errors:
