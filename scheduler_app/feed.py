@@ -44,6 +44,20 @@ _RECORD_ONE = (
 )
 
 
+def record_and_commit(changes: list[SlotChange], now: datetime) -> None:
+    """PostgreSQL: ``record`` as the transaction's last statement, and COMMIT in
+    the same round trip. The version's row lock is held from the bump to the end
+    of the commit: sent apart, the commit waited for the thread to win the GIL
+    back (up to 5 ms under load) while every other change waited for the lock."""
+    if len(changes) == 1:
+        c = changes[0]
+        database.execute_sql(_RECORD_ONE + "; COMMIT", (
+            c.slot_id, c.start_time, c.end_time, c.state, to_db_time(now), CHANNEL))
+        return
+    record(changes, now)
+    database.execute_sql("COMMIT")
+
+
 def record(changes: list[SlotChange], now: datetime) -> int | None:
     """Number ``changes`` with the next versions and store them; return the last
     version, or None when there was nothing to record."""

@@ -77,6 +77,9 @@ def transaction(settings: Settings, now: datetime, change: Callable[[Tx], T],
     one, stored with the change. A ``ClientError`` is stored too, then raised;
     anything else (a 5xx) rolls the key back with the change, so a retry runs again.
     """
+    if key is None and isinstance(database.obj, peewee.PostgresqlDatabase):
+        with session(), _committed_by_the_feed():
+            return _in_transaction(settings, now, change, None, commit=True).result()
     with writing(), session(), _write_transaction():
         outcome = _in_transaction(settings, now, change, key)
     return outcome.result()
@@ -108,9 +111,10 @@ class _Outcome:
 
 
 def _in_transaction(settings: Settings, now: datetime, change: Callable[[Tx], T],
-                    key: IdempotencyKey | None) -> _Outcome:
+                    key: IdempotencyKey | None, commit: bool = False) -> _Outcome:
     """Inside the write transaction: the key's claim, the change in a savepoint
-    with its feed and outbox rows, the key's answer."""
+    with its feed and outbox rows, the key's answer. ``commit`` (PostgreSQL, no
+    key): the feed's rows go last, with the COMMIT (``_committed_by_the_feed``)."""
     if key is not None:
         stored = idempotency.claim(key, now)
         if stored is not None:
@@ -119,6 +123,10 @@ def _in_transaction(settings: Settings, now: datetime, change: Callable[[Tx], T]
     try:
         with _savepoint(key):  # a refused change leaves nothing
             result = change(tx)
+            if commit:
+                outbox.enqueue(tx.events, settings, now)
+                feed.record_and_commit(tx.slot_changes, now)
+                return _Outcome(result)
             feed.record(tx.slot_changes, now)
             outbox.enqueue(tx.events, settings, now)
     except ClientError as exc:
@@ -140,6 +148,26 @@ def _savepoint(key: IdempotencyKey | None) -> contextlib.AbstractContextManager:
     if key is None and not isinstance(database.obj, peewee.SqliteDatabase):
         return contextlib.nullcontext()
     return database.atomic()
+
+
+@contextlib.contextmanager
+def _committed_by_the_feed() -> Iterator[None]:
+    """PostgreSQL: BEGIN, and no COMMIT here: the change's last statement sends it
+    (``feed.record_and_commit``). An exception rolls back. Peewee counts it as a
+    transaction, so an ``atomic()`` inside is a savepoint."""
+    database.begin()
+    database.push_transaction(_COMMITTED_BY_THE_FEED)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(peewee.PeeweeException):
+            database.rollback()  # a failed connection has nothing to roll back
+        raise
+    finally:
+        database.pop_transaction()
+
+
+_COMMITTED_BY_THE_FEED = object()
 
 
 @contextlib.contextmanager
