@@ -69,6 +69,27 @@ class PooledPostgres(PooledPostgresqlDatabase):
     a word fails its next query either way.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deferred_begin = threading.local()
+
+    def begin_with_next_statement(self) -> None:
+        """BEGIN, sent in the round trip of this thread's next statement (a round
+        trip less per transaction); ``rollback`` forgets it when none was sent."""
+        self._deferred_begin.pending = True
+
+    def execute_sql(self, sql, params=None):
+        if getattr(self._deferred_begin, "pending", False):
+            self._deferred_begin.pending = False
+            sql = "BEGIN; " + sql  # psycopg2 answers with the last statement's result
+        return super().execute_sql(sql, params)
+
+    def rollback(self):
+        if getattr(self._deferred_begin, "pending", False):
+            self._deferred_begin.pending = False  # nothing began: nothing to roll back
+            return
+        super().rollback()
+
     def _is_closed(self, conn) -> bool:
         if conn.closed or self._adapter.txn_status(conn) != self._adapter.txn_idle:
             return super()._is_closed(conn)

@@ -152,10 +152,11 @@ def _savepoint(key: IdempotencyKey | None) -> contextlib.AbstractContextManager:
 
 @contextlib.contextmanager
 def _committed_by_the_feed() -> Iterator[None]:
-    """PostgreSQL: BEGIN, and no COMMIT here: the change's last statement sends it
-    (``feed.record_and_commit``). An exception rolls back. Peewee counts it as a
-    transaction, so an ``atomic()`` inside is a savepoint."""
-    database.begin()
+    """PostgreSQL: BEGIN with the change's first statement, and no COMMIT here: the
+    change's last statement sends it (``feed.record_and_commit``). An exception
+    rolls back. Peewee counts it as a transaction, so an ``atomic()`` inside is a
+    savepoint."""
+    database.obj.begin_with_next_statement()
     database.push_transaction(_COMMITTED_BY_THE_FEED)
     try:
         yield
