@@ -85,5 +85,5 @@ def run(port: int, mode: str, args: list, seconds: float, connections: int) -> R
         p99_ms=data["p99_us"] / 1000,
         statuses=data["statuses"],
         errors=data["errors"],
-        counted={"book": args[1], "hot": args[-1]}.get(mode),
+        counted=args[1] if mode == "book" else args[2] if mode == "hot" else None,
     )
