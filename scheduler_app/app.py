@@ -24,6 +24,7 @@ from .live.stream import StreamLane
 from .live.stream import router as stream_router
 from .middleware import BodyLimit, BookingLog, InternalError, RequestId
 from .notify import relay
+from .protect import service as protect
 from .notify.routes import router as calendar_router
 from .routes import router
 from .seeding import build_seeder
@@ -83,6 +84,8 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     # Before the body limit and the handlers read anything: 404 or 401 first.
     app.add_middleware(AdminGate, token=settings.admin_token)
     app.add_middleware(StreamLane)  # the live stream, past the rest (scheduler_app/live/stream.py)
+    # Rate limits (and GET /form, /altcha/challenge): outside StreamLane, so streams count too.
+    protect.install(app, settings.protection)
     app.add_middleware(RequestId)  # outermost of ours: every response and log line has it
     if settings.cors_origins:
         # Outermost, so that every response (413 included) carries the headers.

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 from .errors import ConfigError
+from .protect.settings import ProtectionSettings, protection_settings
 
 DEFAULT_DATABASE_URL = "sqlite:///scheduler.db"
 DEFAULT_SEEDER = "next-business-day"
@@ -72,6 +73,8 @@ class Settings:
     relay_poll_seconds: float = 1.0
     relay_lease_seconds: float = 120.0
     relay_retry_scale: float = 1.0  # multiplies the retry schedule (tests, demos)
+    # Rate limits, bot traps, challenges (scheduler_app/protect).
+    protection: ProtectionSettings = dataclasses.field(default_factory=ProtectionSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +135,7 @@ class Settings:
                 1, 100_000,
             ),
             **_notification_settings(get),
+            protection=protection_settings(get),
         )
         if settings.day_start >= settings.day_end:
             raise ConfigError(
