@@ -49,6 +49,29 @@ def redis_uri(url: str) -> str:
     return url if url.startswith("async+") else "async+" + url
 
 
+def _count(limit: Limit, allowed: bool, previous: int, previous_ttl: float, current: int,
+           current_ttl: float) -> Count:
+    """The state of ``limit`` from its sliding window (``limits``' counter: the previous
+    window's count weighs ``previous_ttl / seconds``; the current window ends in
+    ``current_ttl - seconds``). ``reset``: the seconds until one more request passes,
+    rounded up, so that a client waiting that long is not refused again."""
+    amount, seconds = limit.amount, limit.seconds
+    weighted = previous * previous_ttl / seconds + current
+    remaining = max(0, amount - math.floor(weighted))
+    window_end = max(0.0, current_ttl - seconds)
+    if remaining:
+        return Count(limit, allowed, remaining, min(seconds, math.ceil(window_end)))
+    # One more passes once the weighted count is below ``amount`` again:
+    fading = previous_ttl - (amount - current) * seconds / previous if previous else 0.0
+    if current < amount and fading < window_end:
+        wait = max(0.0, fading)  # in this window, as the previous one weighs less
+    elif current < amount:
+        wait = window_end  # when this window ends
+    else:
+        wait = window_end + seconds * (1 - amount / current)  # in the next one
+    return Count(limit, allowed, 0, min(seconds, max(1, math.ceil(wait + 0.05))))
+
+
 class Counters:
     """Count hits of ``Limit``s per key, in ``storage_url`` (memory:// or Redis)."""
 
@@ -106,10 +129,9 @@ class Counters:
         for limit in limits:
             item = _item(limit)
             allowed = await limiter.hit(item, limit.name, key)
-            reset_at, remaining = await limiter.get_window_stats(item, limit.name, key)
-            reset = max(1, math.ceil(reset_at - time.time())) if not allowed or remaining == 0 \
-                else max(0, math.ceil(reset_at - time.time()))
-            counts.append(Count(limit, allowed, remaining, min(reset, limit.seconds)))
+            window = await limiter.storage.get_sliding_window(
+                item.key_for(limit.name, key), limit.seconds)
+            counts.append(_count(limit, allowed, *window))
             if not allowed:
                 break  # the tighter limit refused: the longer ones are not charged
         return counts

@@ -62,6 +62,21 @@ def limit_headers(counts: list[Count]) -> dict[str, str]:
     return headers
 
 
+def _merged(raw, ours: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """The response's headers with ``ours`` added; a RateLimit field the route set
+    itself (the per-email limit) gets ours in the same field line, after its own."""
+    merged = list(raw)
+    for name, value in ours.items():
+        key = name.lower().encode()
+        for i, (existing, theirs) in enumerate(merged):
+            if existing.lower() == key:
+                merged[i] = (key, theirs + b", " + value.encode())
+                break
+        else:
+            merged.append((key, value.encode()))
+    return merged
+
+
 class TooManyRequests(ClientError):
     """A limit refused the request (raised by the routes' own checks, e.g. per email)."""
 
@@ -98,11 +113,9 @@ class RateLimits:
                                    status_code=429, headers=headers)
             await refused(scope, receive, send)
             return
-        raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
-
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *raw]
+                message["headers"] = _merged(message.get("headers", ()), headers)
             await send(message)
 
         await self.app(scope, receive, send_with_limits)
