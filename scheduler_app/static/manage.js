@@ -133,7 +133,7 @@
     return fetch(base + path, init).then(function (response) {
       return response.json().catch(function () { return null; }).then(function (body) {
         if (timer) clearTimeout(timer);
-        return { status: response.status, body: body };
+        return { status: response.status, body: body, retryAfter: response.headers.get("Retry-After") };
       });
     }, function (error) {
       if (timer) clearTimeout(timer);
@@ -454,6 +454,8 @@
         reasonError(problem(answer.body));
         say(ui.cancelMessage, "", null);
         ui.reason.focus();
+      } else if (answer.status === 429) {
+        tooMany(ui.cancelMessage, ui.cancelConfirm, answer);
       } else {
         say(ui.cancelMessage, failure(answer.status), "error");
       }
@@ -694,9 +696,30 @@
       refresh();
     } else if (answer.status === 422) {
       say(ui.moveMessage, problem(body), "error");
+    } else if (answer.status === 429) {
+      tooMany(ui.moveMessage, ui.moveConfirm, answer);
     } else {
       say(ui.moveMessage, failure(answer.status), "error");
     }
+  }
+
+  // -- rate limits (scheduler_app/protect) --------------------------------------
+
+  /* A 429: its message by the button, which stays off until Retry-After has
+     passed (counting down); the page never sends again by itself. */
+  function tooMany(node, button, answer) {
+    var until = Date.now() + (parseInt(answer.retryAfter, 10) || 1) * 1000;
+    function tick() {
+      var left = Math.ceil((until - Date.now()) / 1000);
+      button.disabled = left > 0;
+      say(node, left > 0
+        ? "Too many attempts from your connection. You can try again in " + left +
+          (left === 1 ? " second." : " seconds.")
+        : "You can try again now.", left > 0 ? "error" : null);
+      if (left <= 0) clearInterval(timer);
+    }
+    var timer = setInterval(tick, 1000);
+    tick();
   }
 
   // -- wiring -----------------------------------------------------------------

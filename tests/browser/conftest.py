@@ -63,9 +63,10 @@ def browser():
 
 
 @contextlib.contextmanager
-def serve_landing(site_dir: Path, database_url: str) -> Iterator[Landing]:
+def serve_landing(site_dir: Path, database_url: str, env: dict | None = None) -> Iterator[Landing]:
     """The landing page on one origin, the API (a real serve process) on another
-    that allows it, and the same page on a third origin that it does not."""
+    that allows it, and the same page on a third origin that it does not.
+    ``env``: more settings for the API."""
     allowed = StaticSite(site_dir).start()
     foreign = StaticSite(site_dir).start()
     api = Server(
@@ -74,6 +75,7 @@ def serve_landing(site_dir: Path, database_url: str) -> Iterator[Landing]:
             "SCHEDULER_CORS_ORIGINS": allowed.origin,
             "SCHEDULER_TIMEZONE": REP_TIMEZONE,
             "SCHEDULER_HOLIDAYS": "US",
+            **(env or {}),
         },
     )
     copy_landing_page(site_dir, f"http://127.0.0.1:{api.port}")
