@@ -1029,7 +1029,7 @@
     trap.appendChild(label);
     trap.appendChild(this.trap);
     this.form.appendChild(trap);
-    this.waitNote = el("p", "sw-field-error sw-wait");
+    this.waitNote = el("p", "sw-wait");
     this.waitNote.setAttribute("role", "status");
     this.waitNote.hidden = true;
     this.form.appendChild(this.waitNote);
