@@ -22,7 +22,7 @@ from .logs import log_config
 from .migrations import LATEST, upgrade
 from .models import TimeSlot
 from .notify import outbox, relay
-from .protect import service as protect
+from .protect.settings import log_configuration as log_protection
 from .seeding import build_seeder, seed_days
 from .server import MAX_DEFAULT_WORKERS, default_workers, make_config, serve
 from .settings import PORTS, SEED_DAYS, WORKERS, Settings, whole_number
@@ -195,11 +195,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         forwarded_allow_ips=args.forwarded_allow_ips or settings.protection.forwarded_allow_ips,
         graceful_timeout=args.graceful_timeout,
     )
-    protect.log_configuration(settings.protection, config.workers)  # once, not per worker
     # Wait for the database and seed it here, once, so that an unreachable
     # database ends the command with one line instead of failing every worker.
     prepare_database(settings, build_seeder(settings), utc_now())
     relay.log_configuration(settings)  # once, not once per worker
+    log_protection(settings.protection, config.workers)
     close_database()
     serve(config)
     return 0

@@ -94,14 +94,13 @@ def test_emails_are_normalised_and_hashed():
 def test_the_form_token_is_signed_and_timed():
     clock = FormClock("s" * 32, 2.0)
     token = clock.issue(now=1000.0)
-    clock.check(token, now=1002.5)
+    assert clock.check(token, now=1002.5) is True
     with pytest.raises(FormRefused, match="too quickly"):
         clock.check(token, now=1001.0)
-    with pytest.raises(FormRefused, match="not valid"):
-        FormClock("t" * 32, 2.0).check(token, now=1010.0)  # another secret
+    # Not ours: taken as no token (never refused: a bot could leave it out anyway).
+    assert FormClock("t" * 32, 2.0).check(token, now=1001.0) is False  # another secret
     for damaged in ("", "abc", "1000000.", token.replace(".", ".0", 1)):
-        with pytest.raises(FormRefused, match="not valid"):
-            clock.check(damaged, now=1010.0)
+        assert clock.check(damaged, now=1001.0) is False
 
 
 @pytest.mark.parametrize(("window", "remaining", "reset"), [

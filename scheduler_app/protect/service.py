@@ -5,7 +5,6 @@ checks a booking goes through, and the routes the widget asks (``GET /form``,
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 
 import anyio
@@ -24,7 +23,6 @@ from .traps import HONEYPOT_FIELD, FormClock, decoy_answer
 
 log = logging.getLogger("scheduler_app.protect")
 
-FORM_SECRET_ENV = "SCHEDULER_FORM_SECRET"
 EXPOSED_HEADERS = ("Retry-After", "RateLimit", "RateLimit-Policy")  # to allowed CORS origins
 
 
@@ -104,17 +102,6 @@ class Protection:
         return {"rate_limits": self.counters.state()} if self.counters.is_shared else {}
 
 
-def log_configuration(settings: ProtectionSettings, workers: int) -> None:
-    """Once, at `serve`: what several processes counting alone means; and a form
-    secret shared by this server's workers when none is set."""
-    if not settings.shared and workers > 1:
-        log.warning("Rate limits are counted in memory by each of the %d workers alone "
-                    "(each allows the full limit); set SCHEDULER_RATE_LIMIT_STORAGE to a "
-                    "Redis URL to share the counts", workers)
-    if settings.form_secret is None:
-        os.environ[FORM_SECRET_ENV] = secrets.token_hex(32)  # the workers inherit it
-
-
 router = APIRouter(tags=["protection"])
 
 
@@ -170,4 +157,4 @@ def _document_429(app: FastAPI, settings: ProtectionSettings) -> None:
     app.openapi = openapi
 
 
-__all__ = ["ChallengeFailed", "Protection", "install", "log_configuration", "router"]
+__all__ = ["ChallengeFailed", "Protection", "install", "router"]

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import logging
+import os
 import re
+import secrets
 from collections.abc import Callable
 
 from ..errors import ConfigError
+
+log = logging.getLogger("scheduler_app.protect")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -118,6 +123,18 @@ def protection_settings(read: Callable[[str, str], str]) -> ProtectionSettings:
         refuse_disposable_email=_on_off("SCHEDULER_REFUSE_DISPOSABLE_EMAIL",
                                         get("SCHEDULER_REFUSE_DISPOSABLE_EMAIL", "off")),
     )
+
+
+def log_configuration(settings: ProtectionSettings, workers: int) -> None:
+    """Once, at `serve` (which imports no web framework): what several processes
+    counting alone means; and a form secret shared by this server's workers when
+    none is set (they inherit the environment)."""
+    if not settings.shared and workers > 1:
+        log.warning("Rate limits are counted in memory by each of the %d workers alone "
+                    "(each allows the full limit); set SCHEDULER_RATE_LIMIT_STORAGE to a "
+                    "Redis URL to share the counts", workers)
+    if settings.form_secret is None:
+        os.environ["SCHEDULER_FORM_SECRET"] = secrets.token_hex(32)
 
 
 def _whole(name: str, value: str, low: int, high: int) -> int:

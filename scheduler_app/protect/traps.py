@@ -3,9 +3,11 @@ minimum fill time.
 
 The widget asks ``GET /form`` for a token when it shows its form: the time it
 was issued, signed with SCHEDULER_FORM_SECRET (HMAC-SHA256). A booking sent
-with a token younger than SCHEDULER_MIN_FILL_SECONDS is refused (422); one
-whose token is forged or damaged too. A booking without a token (an API
-client, the spec's examples) is accepted as before. The honeypot ``website``
+with a token younger than SCHEDULER_MIN_FILL_SECONDS is refused (422). A
+booking without a token (an API client, the spec's examples) is accepted as
+before, and so is one whose token is damaged or forged (logged): refusing it
+would stop no bot that can leave the token out, and could refuse a real lead
+(servers with different secrets). The honeypot ``website``
 field is hidden from people and assistive technology: a request that fills it
 is answered like a success, with nothing booked.
 """
@@ -49,17 +51,20 @@ class FormClock:
         issued = str(int((time.time() if now is None else now) * 1000))
         return f"{issued}.{self._sign(issued)}"
 
-    def check(self, token: str, now: float | None = None) -> None:
-        """Raise ``FormRefused`` for a damaged or forged token, or one sent too soon."""
+    def check(self, token: str, now: float | None = None) -> bool:
+        """Raise ``FormRefused`` for a token sent too soon; False for a damaged or
+        forged one (taken as no token), True for a good one."""
         issued, _, signature = token.partition(".")
         if not issued.isdigit() or not hmac.compare_digest(signature, self._sign(issued)):
-            raise FormRefused("The form's token is not valid; reload the page and send the "
-                              "form again.")
+            log.info("A form token that is not ours (damaged, forged, or another secret): "
+                     "taken as none")
+            return False
         elapsed = (time.time() if now is None else now) - int(issued) / 1000
         if elapsed < self.min_seconds:
             raise FormRefused(f"The form was sent too quickly (in {max(elapsed, 0):.1f} s); "
                               f"wait {self.min_seconds:g} seconds after it is shown, then "
                               "send it again.")
+        return True
 
 
 def _slot(slot_id: int) -> TimeSlot:

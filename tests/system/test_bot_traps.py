@@ -50,12 +50,11 @@ def test_a_form_sent_too_soon_after_it_was_shown_is_refused(servers, database_ur
     assert refused["detail"].startswith("The form was sent too quickly")
     issued, _, signature = form["form_token"].partition(".")
     forged = f"{int(issued) - 60_000}.{signature}"  # an older time, the same signature
-    status, _, refused = _book(server.port, slots[0], form_token=forged)
-    assert (status, refused["detail"]) == (
-        422, "The form's token is not valid; reload the page and send the form again.")
     time.sleep(2)
     assert _book(server.port, slots[0], form_token=form["form_token"])[0] == 200
     assert _book(server.port, slots[1])[0] == 200  # no token (an API client): as before
+    # A forged token is no token: refusing it would stop no bot that leaves it out.
+    assert _book(server.port, slots[2], form_token=forged)[0] == 200
 
 
 def _solve(port: int, visitor: str = "203.0.113.30") -> str:
