@@ -149,3 +149,16 @@ def test_disposable_domains_and_their_subdomains():
     assert disposable_domain("x@mailinator.com") == "mailinator.com"
     assert disposable_domain("x@a.b.mailinator.com") == "mailinator.com"
     assert disposable_domain("x@example.com") is None
+
+
+def test_a_spent_challenge_stays_spent_for_its_whole_validity():
+    """Not a sliding window (which would let a replay through at the next window's
+    start): a counter that expires ``seconds`` after the first use."""
+    async def scenario():
+        counters = Counters("memory://", "x")
+        uses = [await counters.use_once("sig", 1) for _ in range(3)]
+        other = await counters.use_once("other", 1)
+        await asyncio.sleep(1.2)
+        return uses, other, await counters.use_once("sig", 1)
+
+    assert asyncio.run(scenario()) == ([True, False, False], True, True)

@@ -105,22 +105,28 @@ class Counters:
             self._shared = SlidingWindowCounterRateLimiter(storage)
         return self._shared
 
-    async def hit(self, limits: tuple[Limit, ...], key: str) -> list[Count]:
-        """Count one request under ``key`` against each of ``limits``."""
+    async def _run(self, work):
+        """``await work(limiter)`` on Redis while it answers, else in this process."""
         if self.is_shared and not self.degraded:
             try:
-                return await asyncio.wait_for(
-                    self._hit(self._shared_limiter(), limits, key), TIMEOUT)
+                return await asyncio.wait_for(work(self._shared_limiter()), TIMEOUT)
             except Exception as exc:  # timeout, connection refused, any Redis error
                 self._fall_back(exc)
         elif self.degraded:
             self._maybe_probe()
-        return await self._hit(self.local, limits, key)
+        return await work(self.local)
+
+    async def hit(self, limits: tuple[Limit, ...], key: str) -> list[Count]:
+        """Count one request under ``key`` against each of ``limits``."""
+        return await self._run(lambda limiter: self._hit(limiter, limits, key))
 
     async def use_once(self, key: str, seconds: int) -> bool:
-        """True the first time ``key`` is used within ``seconds`` (spent challenges)."""
-        once = Limit("once", 1, seconds)
-        return (await self.hit((once,), key))[0].allowed
+        """True the first time ``key`` is used within ``seconds`` of its first use
+        (spent challenges): a counter that expires ``seconds`` after it is made."""
+        async def first(limiter: SlidingWindowCounterRateLimiter) -> bool:
+            return await limiter.storage.incr(f"once/{key}", seconds) == 1
+
+        return await self._run(first)
 
     @staticmethod
     async def _hit(limiter: SlidingWindowCounterRateLimiter, limits: tuple[Limit, ...],

@@ -96,6 +96,21 @@ def landing(tmp_path, database_url) -> Iterator[Landing]:
 
 
 @pytest.fixture
+def landing_with(tmp_path):
+    """``landing_with(database_url, env)``: a landing page and API with more settings
+    (``env``), stopped after the test."""
+    with contextlib.ExitStack() as stack:
+        def start(database_url: str, env: dict) -> Landing:
+            site = tmp_path / f"site-{len(started)}"
+            started.append(stack.enter_context(serve_landing(site, database_url, env)))
+            return started[-1]
+
+        started: list[Landing] = []
+
+        yield start
+
+
+@pytest.fixture
 def sqlite_landing(tmp_path) -> Iterator[Landing]:
     """A fresh landing page and API on SQLite only, where the database is not the point."""
     with serve_landing(tmp_path / "site", f"sqlite:///{tmp_path / 'scheduler.db'}") as served:
