@@ -209,7 +209,7 @@ async def book(body: BookingRequest, request: Request, key: IdempotencyHeader = 
     settings = request.app.state.settings
     request.state.booking = (body.slot_id, body.email)  # for the booking log line
     base = _public_base(request)
-    # Bot traps, challenges, the per-email limit (scheduler_app/protect); a filled honeypot: a decoy.
+    # Bot traps, challenges, per-email limit (scheduler_app/protect); a filled honeypot: a decoy.
     if (decoy := await request.app.state.protection.screen_booking(request, body, base)):
         return _answer(Answer(200, encode(decoy)))
     details = Details(body.email, body.name, body.notes, body.timezone,

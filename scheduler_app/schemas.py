@@ -98,7 +98,7 @@ class BookingRequest(BaseModel):
     website: str | None = Field(None, exclude=True, max_length=2048,
                                 description="Leave it out or empty.")
     form_token: str | None = Field(None, exclude=True, max_length=200,
-                                   description="The `form_token` of GET /form, if the form was shown.")
+                                   description="The `form_token` of GET /form, if shown.")
     altcha: str | None = Field(None, exclude=True, max_length=8192,
                                description="The solved ALTCHA challenge (when ALTCHA is on).")
     turnstile_token: str | None = Field(None, exclude=True, max_length=2048,
