@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 
 import pytest
+from support import run_coroutine
 
 from scheduler_app.errors import ConfigError
 from scheduler_app.protect.challenges import disposable_domain
@@ -127,7 +128,7 @@ def test_retry_after_is_honest_for_the_limiter_itself():
         await asyncio.sleep(answers[-1][0].reset)
         return (await counters.hit(limit, "k"))[0].allowed
 
-    assert asyncio.run(scenario()) is True
+    assert run_coroutine(scenario()) is True
 
 
 def test_header_fields_and_routes():
@@ -161,4 +162,4 @@ def test_a_spent_challenge_stays_spent_for_its_whole_validity():
         await asyncio.sleep(1.2)
         return uses, other, await counters.use_once("sig", 1)
 
-    assert asyncio.run(scenario()) == ([True, False, False], True, True)
+    assert run_coroutine(scenario()) == ([True, False, False], True, True)

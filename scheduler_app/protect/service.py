@@ -102,7 +102,8 @@ class Protection:
         return {"rate_limits": self.counters.state()} if self.counters.is_shared else {}
 
 
-router = APIRouter(tags=["protection"])
+# For the widget, like its pages: not in the API's schema.
+router = APIRouter(tags=["protection"], include_in_schema=False)
 
 
 @router.get("/form", summary="What the booking form needs: a signed token, the traps on")

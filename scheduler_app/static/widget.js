@@ -1009,15 +1009,8 @@
   };
 
   Widget.prototype.guardForm = function () {
-    var trap = el("div", "sw-trap");
+    var trap = el("div", "sw-trap"); // off screen (widget.css), not display:none, which bots look for
     trap.setAttribute("aria-hidden", "true");
-    // Off screen rather than display:none (which bots look for); set through the
-    // style object, which a Content-Security-Policy without 'unsafe-inline' allows.
-    trap.style.position = "absolute";
-    trap.style.left = "-10000px";
-    trap.style.width = "1px";
-    trap.style.height = "1px";
-    trap.style.overflow = "hidden";
     var label = el("label", null, "Leave this field empty");
     this.trap = el("input");
     this.trap.type = "text";
