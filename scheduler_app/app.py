@@ -30,6 +30,7 @@ from .live.stream import router as stream_router
 from .middleware import Front
 from .notify import relay
 from .notify.routes import router as calendar_router
+from .protect import service as protect
 from .routes import router
 from .seeding import build_seeder
 from .settings import Settings
@@ -83,10 +84,13 @@ def create_app(settings: Settings | None = None, clock: Clock = utc_now) -> Fast
     # when every /admin path answers 404 (AdminGate, asked by Front).
     app.include_router(admin_router, include_in_schema=settings.admin_token is not None)
     app.include_router(admin_pages)
-    # Request id, the stream's and the booking's lanes, admin gate, body limit,
-    # JSON 500, booking log line: one layer (scheduler_app/middleware.py).
+    # GET /form, /altcha/challenge, and the rate limits Front applies.
+    protection = protect.install(app, settings.protection)
+    # Request id, the stream's and the booking's lanes, rate limits, admin gate,
+    # body limit, JSON 500, booking log line: one layer (scheduler_app/middleware.py).
     app.add_middleware(Front, max_bytes=settings.max_body_bytes,
-                       admin=AdminGate(settings.admin_token), stream=stream_lane, book=BookLane)
+                       admin=AdminGate(settings.admin_token), stream=stream_lane, book=BookLane,
+                       limits=protection.limits)
     if settings.cors_origins:
         # Outermost, so that every response (413 included) carries the headers.
         app.add_middleware(Cors, origins=settings.cors_origins)

@@ -21,6 +21,7 @@ from .logs import log_config
 from .migrations import LATEST, upgrade
 from .models import TimeSlot
 from .notify import outbox, relay
+from .protect.settings import log_configuration as log_protection
 from .seeding import build_seeder, seed_days
 from .server import MAX_DEFAULT_WORKERS, default_workers, make_config, serve
 from .settings import PORTS, SEED_DAYS, WORKERS, Settings
@@ -52,13 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         f"{MAX_DEFAULT_WORKERS})",
     )
     serve.add_argument(
-        "--proxy-headers", action=argparse.BooleanOptionalAction, default=False,
-        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (default: off)",
+        "--proxy-headers", action=argparse.BooleanOptionalAction, default=True,
+        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (default: on)",
     )
     serve.add_argument(
-        "--forwarded-allow-ips", default="127.0.0.1,::1", metavar="IPS",
-        help="comma-separated proxy addresses (or *) whose forwarded headers are trusted "
-        "(default %(default)s)",
+        "--forwarded-allow-ips", metavar="IPS",
+        help="comma-separated proxy addresses or networks (or *) whose forwarded headers "
+        "are trusted (default: SCHEDULER_FORWARDED_ALLOW_IPS, else 127.0.0.1,::1)",
     )
     serve.add_argument(
         "--access-log", action=argparse.BooleanOptionalAction, default=True,
@@ -125,13 +126,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         log_format=settings.log_format,
         access_log=args.access_log,
         proxy_headers=args.proxy_headers,
-        forwarded_allow_ips=args.forwarded_allow_ips,
+        forwarded_allow_ips=args.forwarded_allow_ips or settings.protection.forwarded_allow_ips,
         graceful_timeout=args.graceful_timeout,
     )
     # Wait for the database and seed it here, once, so that an unreachable
     # database ends the command with one line instead of failing every worker.
     prepare_database(settings, build_seeder(settings), utc_now())
     relay.log_configuration(settings)  # once, not once per worker
+    log_protection(settings.protection, config.workers)
     close_database()
     serve(config)
     return 0

@@ -23,7 +23,8 @@ HEADERS = ("Content-Type",
            "Idempotency-Key",  # POST /book, /holds and reschedule
            "If-None-Match",  # the widget's polls of GET /availability
            "Last-Event-ID")  # an EventSource reconnecting to GET /availability/stream
-EXPOSED = ("ETag",)  # the widget reads the list's version from it
+EXPOSED = ("ETag",  # the widget reads the list's version from it
+           "Retry-After", "RateLimit", "RateLimit-Policy")  # a 429 (scheduler_app/protect)
 SAME_ORIGIN_ONLY = ("/admin",)  # these paths and those under them
 
 

@@ -40,4 +40,5 @@ def readiness(request: Request) -> JSONResponse:
         counts = health.slot_counts(request.app.state.clock())
     except DatabaseUnavailable as exc:
         return JSONResponse({"detail": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ready", "slots": counts})
+    return JSONResponse({"status": "ready", "slots": counts,
+                         **request.app.state.protection.readiness()})  # "degraded": no Redis

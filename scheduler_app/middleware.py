@@ -7,12 +7,14 @@ it), it:
    ``logs.request_id`` context variable and in the response's X-Request-ID;
 2. sends GET /availability/stream down its own lane (``stream``), past the rest,
    and POST /book down its own (``book``: ``book_lane.BookLane``);
-3. lets the admin gate (``admin``) refuse an ``/admin`` request (404 or 401)
+3. applies the rate limits (``limits``: ``protect.ratelimit.RateLimits``) to
+   whatever answers the request, lanes included, so a 429 has the request id;
+4. lets the admin gate (``admin``) refuse an ``/admin`` request (404 or 401)
    before anything reads its body, and marks every ``/admin`` answer no-store;
-4. refuses request bodies over ``max_bytes`` with 413, declared or streamed;
-5. answers an unexpected exception with a JSON 500 (so it carries the request id
+5. refuses request bodies over ``max_bytes`` with 413, declared or streamed;
+6. answers an unexpected exception with a JSON 500 (so it carries the request id
    and the CORS headers), then lets it go on so that the server logs it;
-6. writes one log line per POST /book (slot id, outcome, status, duration,
+7. writes one log line per POST /book (slot id, outcome, status, duration,
    masked email), which stands in for uvicorn's access line (``logs``).
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so that nothing is buffered and the
@@ -27,6 +29,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
@@ -39,9 +42,11 @@ booking_log = logging.getLogger("scheduler_app.booking")
 OUTCOMES = {
     200: "booked",
     404: "not_found",
+    403: "forbidden",
     409: "conflict",
     413: "too_large",
     422: "invalid",
+    429: "rate_limited",
     503: "unavailable",
 }
 
@@ -56,6 +61,12 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 #: The admin gate: the refusal of an ``/admin`` request, or None to let it in.
 Gate = Callable[[Scope], Response | None]
+
+
+class Limits(Protocol):
+    """Rate limits around whatever answers a request (``protect.ratelimit``)."""
+
+    async def around(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None: ...
 
 
 def _new_request_id() -> str:
@@ -83,8 +94,10 @@ class Front:
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, admin: Gate | None = None,
                  stream: ASGIApp | None = None,
-                 book: Callable[[ASGIApp], ASGIApp] | None = None):
+                 book: Callable[[ASGIApp], ASGIApp] | None = None,
+                 limits: Limits | None = None):
         self.app = app
+        self.limits = limits
         self.max_bytes = max_bytes
         self.admin = admin
         self.stream = stream
@@ -136,13 +149,16 @@ class Front:
                 message["headers"] = [*headers, rid_header]
             await send(message)
 
+        if limited and content_length is not None and (
+                not content_length.isdigit() or int(content_length) > self.max_bytes):
+            app = self._refuse_too_large
+        elif limited:
+            receive = self._limited(receive)
         try:
-            if limited and content_length is not None and (
-                    not content_length.isdigit() or int(content_length) > self.max_bytes):
-                await JSONResponse({"detail": self._too_large()}, status_code=413)(
-                    scope, receive, send_on)
-                return
-            await app(scope, self._limited(receive) if limited else receive, send_on)
+            if self.limits is not None:
+                await self.limits.around(app, scope, receive, send_on)
+            else:
+                await app(scope, receive, send_on)
         except Exception:
             if not status:
                 response = JSONResponse({"detail": "Internal server error."}, status_code=500)
@@ -151,6 +167,9 @@ class Front:
         finally:
             if booking:
                 _log_booking(scope, status or 500, started_at)
+
+    async def _refuse_too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await JSONResponse({"detail": self._too_large()}, status_code=413)(scope, receive, send)
 
     def _limited(self, receive: Receive) -> Receive:
         received = 0

@@ -191,6 +191,9 @@ async def book(body: BookingRequest, request: Request, key: IdempotencyHeader = 
     settings = request.app.state.settings
     request.state.booking = (body.slot_id, body.email)  # for the booking log line
     base = _public_base(request)
+    # Bot traps, challenges, per-email limit (scheduler_app/protect); a filled honeypot: a decoy.
+    if (decoy := await request.app.state.protection.screen_booking(request, body, base)):
+        return _answer(Answer(200, encode(decoy)))
     details = Details(body.email, body.name, body.notes, body.timezone,
                       body.source.model_dump(exclude_none=True) if body.source else None)
 
@@ -328,6 +331,7 @@ async def cancel_booking(reference: str, token: Bearer, request: Request,
 )
 async def reschedule_booking(reference: str, body: RescheduleRequest, token: Bearer,
                              request: Request, key: IdempotencyHeader = None) -> Response:
+    await request.app.state.protection.screen_reschedule(request, reference, token)  # per email
     return await _change(
         request,
         lambda tx: booking.reschedule(tx, reference, token, body.slot_id, body.hold_token),

@@ -94,6 +94,15 @@ class BookingRequest(BaseModel):
     hold_token: Token | None = Field(
         None, description="The token of the hold on this slot (POST /holds), if any.")
     source: Source | None = None
+    # Bot traps and challenges (scheduler_app/protect); never part of an Idempotency-Key's request.
+    website: str | None = Field(None, exclude=True, max_length=2048,
+                                description="Leave it out or empty.")
+    form_token: str | None = Field(None, exclude=True, max_length=200,
+                                   description="The `form_token` of GET /form, if shown.")
+    altcha: str | None = Field(None, exclude=True, max_length=8192,
+                               description="The solved ALTCHA challenge (when ALTCHA is on).")
+    turnstile_token: str | None = Field(None, exclude=True, max_length=2048,
+                                        description="The Turnstile token (when Turnstile is on).")
 
 
 class HoldRequest(BaseModel):

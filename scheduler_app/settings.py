@@ -19,6 +19,7 @@ from holidays.registry import EntityLoader
 
 from .errors import ConfigError
 from .notify.settings import notification_settings
+from .protect.settings import ProtectionSettings, protection_settings
 from .values import choice, env_number
 
 DEFAULT_DATABASE_URL = "sqlite:///scheduler.db"
@@ -72,6 +73,8 @@ class Settings:
     relay_poll_seconds: float = 1.0
     relay_lease_seconds: float = 120.0
     relay_retry_scale: float = 1.0  # multiplies the retry schedule (tests, demos)
+    # Rate limits, bot traps, challenges (scheduler_app/protect).
+    protection: ProtectionSettings = dataclasses.field(default_factory=ProtectionSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +135,7 @@ class Settings:
                 1, 100_000,
             ),
             **notification_settings(get),
+            protection=protection_settings(get),
         )
         if settings.day_start >= settings.day_end:
             raise ConfigError(

@@ -128,9 +128,11 @@ def request(port: int, method: str, path: str, body: object = None, timeout: flo
 
 
 def exchange(port: int, method: str, path: str, body: object = None, headers: dict | None = None,
-             timeout: float = 10):
-    """Like ``request``, with request headers; returns (status, response headers, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+             timeout: float = 10, source: str | None = None):
+    """Like ``request``, with request headers; returns (status, response headers, body).
+    ``source``: the local address to connect from (e.g. 127.0.0.2), else the default."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     try:
         payload = None if body is None else json.dumps(body)
         sent = {} if body is None else {"Content-Type": "application/json"}

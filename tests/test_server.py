@@ -158,7 +158,8 @@ def _access_lines(output: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("flags", "client"), [
-    ([], "127.0.0.1"),
+    (["--no-proxy-headers"], "127.0.0.1"),
+    ([], "203.0.113.7"),  # on by default (the rate limits count visitors behind nginx)
     (["--proxy-headers"], "203.0.113.7"),
     (["--proxy-headers", "--forwarded-allow-ips", "192.0.2.1"], "127.0.0.1"),
 ])

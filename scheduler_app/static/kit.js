@@ -162,13 +162,37 @@
       var read = options.blob && response.ok ? response.blob() : response.json().catch(function () { return null; });
       return read.then(function (body) {
         if (timer) clearTimeout(timer);
-        return { status: response.status, body: body, headers: response.headers, etag: response.headers.get("ETag") };
+        return { status: response.status, body: body, headers: response.headers, etag: response.headers.get("ETag"),
+                 retryAfter: response.headers.get("Retry-After") };
       });
     }, function (error) {
       if (timer) clearTimeout(timer);
       throw error;
     });
   }
+
+  /* A 429's wait: ``show(left)`` now and each second until ``left`` (seconds of
+     Retry-After still to run) is 0; the page never sends again by itself.
+     Returns a function that stops it early. */
+  function countdown(seconds, show) {
+    var until = Date.now() + seconds * 1000;
+    var timer = null;
+    function tick() {
+      var left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+      show(left);
+      if (left === 0 && timer !== null) clearInterval(timer);
+    }
+    timer = setInterval(tick, 1000);
+    tick();
+    return function () { clearInterval(timer); };
+  }
+
+  function tooManyMessage(seconds) {
+    return "Too many attempts from your connection. You can try again in " + seconds +
+      (seconds === 1 ? " second." : " seconds.");
+  }
+
+  var TRY_AGAIN_NOW = "You can try again now.";
 
   /* A refusal's words: {"detail": "..."}, or ``fallback``. */
   function detail(body, fallback) {
@@ -412,6 +436,9 @@
     range: range,
     RepClock: RepClock,
     request: request,
+    countdown: countdown,
+    tooManyMessage: tooManyMessage,
+    TRY_AGAIN_NOW: TRY_AGAIN_NOW,
     detail: detail,
     invalidItems: invalidItems,
     problem: problem,

@@ -373,6 +373,8 @@
         reasonError(problem(answer.body));
         say(ui.cancelMessage, "", null);
         ui.reason.focus();
+      } else if (answer.status === 429) {
+        tooMany(ui.cancelMessage, ui.cancelConfirm, answer);
       } else {
         say(ui.cancelMessage, failure(answer.status), "error");
       }
@@ -549,9 +551,22 @@
       refresh();
     } else if (answer.status === 422) {
       say(ui.moveMessage, problem(body), "error");
+    } else if (answer.status === 429) {
+      tooMany(ui.moveMessage, ui.moveConfirm, answer);
     } else {
       say(ui.moveMessage, failure(answer.status), "error");
     }
+  }
+
+  // -- rate limits (scheduler_app/protect) --------------------------------------
+
+  /* A 429: its message by the button, which stays off until Retry-After has
+     passed (kit.countdown); the page never sends again by itself. */
+  function tooMany(node, button, answer) {
+    kit.countdown(parseInt(answer.retryAfter, 10) || 1, function (left) {
+      button.disabled = left > 0;
+      say(node, left > 0 ? kit.tooManyMessage(left) : kit.TRY_AGAIN_NOW, left > 0 ? "error" : null);
+    });
   }
 
   // -- wiring -----------------------------------------------------------------

@@ -129,6 +129,7 @@
     this.form.appendChild(this.email);
     this.form.appendChild(this.emailError);
     this.form.appendChild(this.submit);
+    this.guardForm(); // bot protection: the honeypot and the wait note (below)
     this.form.addEventListener("submit", function (event) {
       event.preventDefault();
       self.book();
@@ -240,6 +241,7 @@
     kit.pressSlot(this.buttons, slot);
     this.form.hidden = !slot;
     if (slot) {
+      this.formShown(); // bot protection: the form's token, from its first showing
       var start = new Date(slot.start_time);
       clear(this.choice);
       this.choice.appendChild(el("span", "sw-choice-day", dayLabel.format(start) + ", "));
@@ -271,12 +273,14 @@
     this.setBusy(true);
     this.say(MESSAGES.booking, null);
     var slot = this.selected;
-    // After the hold's answer: a time just taken is listed again instead of booked.
-    Promise.resolve(this.holds.pending).then(function () {
+    // After the hold's answer (a time just taken is listed again instead of booked)
+    // and once the bot protection is ready (below).
+    Promise.all([this.holds.pending, this.formReady()]).then(function () {
       if (self.selected !== slot) return;
       var payload = self.bookingPayload(slot, email);
       var headers = { "Idempotency-Key": self.attempt.keyFor(payload) };
-      return self.request("POST", "/book", payload, headers).then(function (answer) {
+      return self.request("POST", "/book", self.guarded(payload), headers).then(function (answer) {
+        self.challengeSpent();
         self.attempt.answered(answer.status); // answered: a new attempt gets a new key
         if (answer.status === 200 && answer.body && answer.body.slot) {
           self.holds.drop(); // it is the booking now
@@ -287,6 +291,8 @@
           self.load(MESSAGES.taken);
         } else if (answer.status === 409) {
           self.refused(answer.body);
+        } else if (self.guardAnswer(answer)) {
+          // 429, 403 or a 422 of the bot protection: said by the button
         } else if (answer.status === 422) {
           self.invalid(answer.body);
         } else {
@@ -776,6 +782,170 @@
     }, function () {
       self.liveFetching = false;
       self.liveAgain = false;
+    });
+  };
+
+  /* -- Bot protection (scheduler_app/protect) ----------------------------------
+     A honeypot field hidden from people and assistive technology; the form's
+     token from GET /form, sent no sooner than its minimum fill time (so a person
+     never meets the time trap); an ALTCHA proof of work solved in the background
+     when the service asks for it; a 429, 403 or a protection's 422 said next to
+     the button, which waits for Retry-After (the widget never retries by itself). */
+
+  var GUARD_MESSAGES = {
+    check: "Please wait while we check this form is sent by a person\u2026"
+  };
+
+  Widget.prototype.guardForm = function () {
+    var trap = el("div", "sw-trap"); // off screen (widget.css), not display:none, which bots look for
+    trap.setAttribute("aria-hidden", "true");
+    var label = el("label", null, "Leave this field empty");
+    this.trap = el("input");
+    this.trap.type = "text";
+    this.trap.name = "website";
+    this.trap.id = this.prefix + "-website";
+    this.trap.tabIndex = -1;
+    this.trap.autocomplete = "off";
+    label.htmlFor = this.trap.id;
+    trap.appendChild(label);
+    trap.appendChild(this.trap);
+    this.form.appendChild(trap);
+    this.waitNote = el("p", "sw-wait");
+    this.waitNote.setAttribute("role", "status");
+    this.waitNote.hidden = true;
+    this.form.appendChild(this.waitNote);
+    this.guard = null; // {received, form, challenge}: what GET /form answered
+    this.waitUntil = 0;
+    var self = this;
+    // Registered before the form's own listener: while a 429's Retry-After runs,
+    // a submit (the Enter key) sends nothing.
+    this.form.addEventListener("submit", function (event) {
+      if (Date.now() < self.waitUntil) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      } else {
+        self.waitNote.hidden = true;
+      }
+    });
+  };
+
+  /* Ask GET /form once, when the form is first shown. Without an answer (an older
+     service, a network error) the form is sent without a token, as before. */
+  Widget.prototype.formShown = function () {
+    var self = this;
+    if (this.guardPending) return;
+    this.guardPending = this.request("GET", "/form").then(function (answer) {
+      if (answer.status !== 200 || !answer.body) return;
+      self.guard = { received: Date.now(), form: answer.body, challenge: null };
+      if (answer.body.altcha) self.solveChallenge();
+    }, function () {});
+  };
+
+  /* Resolves when the form may be sent: its minimum fill time passed since the
+     token came, and the ALTCHA solved when asked for. */
+  Widget.prototype.formReady = function () {
+    var self = this;
+    if (!this.guardPending) this.formShown();
+    return this.guardPending.then(function () {
+      var guard = self.guard;
+      if (!guard) return null;
+      var left = (guard.form.min_fill_seconds || 0) * 1000 + 150 - (Date.now() - guard.received);
+      var waited = left > 0 ? new Promise(function (resolve) { setTimeout(resolve, left); }) : null;
+      if (guard.form.altcha && !guard.challenge) self.solveChallenge();
+      if (guard.challenge && !guard.solution) self.say(GUARD_MESSAGES.check, null);
+      return Promise.all([waited, guard.challenge]);
+    });
+  };
+
+  Widget.prototype.guarded = function (payload) {
+    var guarded = {};
+    Object.keys(payload).forEach(function (name) { guarded[name] = payload[name]; });
+    var guard = this.guard;
+    if (this.trap && this.trap.value) guarded.website = this.trap.value;
+    if (guard && guard.form.form_token) guarded.form_token = guard.form.form_token;
+    if (guard && guard.solution) guarded.altcha = guard.solution;
+    return guarded;
+  };
+
+  /* A solved challenge is accepted once: after each attempt, solve a new one. */
+  Widget.prototype.challengeSpent = function () {
+    var guard = this.guard;
+    if (guard && guard.solution) {
+      guard.solution = null;
+      guard.challenge = null;
+      this.solveChallenge();
+    }
+  };
+
+  Widget.prototype.solveChallenge = function () {
+    var guard = this.guard;
+    guard.challenge = this.request("GET", "/altcha/challenge").then(function (answer) {
+      if (answer.status !== 200 || !answer.body) return null;
+      return solveAltcha(answer.body).then(function (solution) { guard.solution = solution; });
+    }, function () { return null; });
+  };
+
+  function sha256Hex(text) {
+    return window.crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)).then(function (digest) {
+      return Array.prototype.map.call(new Uint8Array(digest), function (b) {
+        return (b + 0x100).toString(16).slice(1);
+      }).join("");
+    });
+  }
+
+  /* ALTCHA (v1, SHA-256): the number n <= maxNumber with sha256(salt + n) ===
+     challenge, tried 500 at a time; the payload is base64 JSON. */
+  function solveAltcha(challenge) {
+    if (!(window.crypto && window.crypto.subtle)) return Promise.resolve(null);
+    var max = challenge.maxNumber || challenge.maxnumber || 1000000;
+    function batch(start) {
+      if (start > max) return Promise.resolve(null);
+      var tries = [];
+      for (var n = start; n < start + 500 && n <= max; n += 1) tries.push(sha256Hex(challenge.salt + n));
+      return Promise.all(tries).then(function (hashes) {
+        var found = hashes.indexOf(challenge.challenge);
+        return found >= 0 ? start + found : batch(start + 500);
+      });
+    }
+    return batch(0).then(function (number) {
+      if (number === null) return null;
+      return btoa(JSON.stringify({
+        algorithm: challenge.algorithm, challenge: challenge.challenge, number: number,
+        salt: challenge.salt, signature: challenge.signature
+      }));
+    });
+  }
+
+  /* A refusal of the bot protection, said by the button; true when it was one. */
+  Widget.prototype.guardAnswer = function (answer) {
+    var detail = answer.body && typeof answer.body.detail === "string" ? answer.body.detail : null;
+    if (answer.status === 429) {
+      this.tooMany(parseInt(answer.retryAfter, 10) || 1);
+    } else if ((answer.status === 403 || answer.status === 422) && detail !== null) {
+      this.setBusy(false);
+      this.acting = false;
+      this.say("", null);
+      this.waitNote.textContent = detail;
+      this.waitNote.hidden = false;
+      this.submit.focus();
+    } else {
+      return false;
+    }
+    return true;
+  };
+
+  /* 429: the button stays off for Retry-After seconds, counting down by it. */
+  Widget.prototype.tooMany = function (seconds) {
+    var self = this;
+    this.setBusy(false);
+    this.acting = false;
+    this.say("", null);
+    this.waitUntil = Date.now() + seconds * 1000;
+    if (this.stopWaiting) this.stopWaiting();
+    this.stopWaiting = kit.countdown(seconds, function (left) {
+      self.submit.disabled = left > 0;
+      self.waitNote.textContent = left > 0 ? kit.tooManyMessage(left) : kit.TRY_AGAIN_NOW;
+      self.waitNote.hidden = false;
     });
   };
 

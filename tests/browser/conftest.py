@@ -10,6 +10,7 @@ Screenshots go to SCHEDULER_TEST_ARTIFACTS (default: the test's tmp_path).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -67,6 +68,21 @@ def landing(tmp_path, database_url) -> Iterator[Landing]:
     """A fresh landing page and API, on SQLite and on PostgreSQL."""
     with serve_landing(tmp_path / "site", database_url) as served:
         yield served
+
+
+@pytest.fixture
+def landing_with(tmp_path):
+    """``landing_with(database_url, env)``: a landing page and API with more settings
+    (``env``), stopped after the test."""
+    with contextlib.ExitStack() as stack:
+        def start(database_url: str, env: dict) -> Landing:
+            site = tmp_path / f"site-{len(started)}"
+            started.append(stack.enter_context(serve_landing(site, database_url, env=env)))
+            return started[-1]
+
+        started: list[Landing] = []
+
+        yield start
 
 
 @pytest.fixture

@@ -244,10 +244,11 @@ def test_sigkill_during_a_burst_keeps_every_acknowledged_change(servers, databas
 
 def test_the_manage_url_honours_proxy_headers(database_url):
     """Behind a TLS proxy (``serve --proxy-headers``), the link says https and the
-    proxy's host; without the flag the forwarded scheme is not believed."""
+    proxy's host; with ``--no-proxy-headers`` the forwarded scheme is not believed."""
     trusting = Server(database_url)
     trusting.args += ["--proxy-headers"]
     plain = Server(database_url)
+    plain.args += ["--no-proxy-headers"]  # proxy headers are on by default
     try:
         trusting.start().wait_ready()
         plain.start().wait_ready()
