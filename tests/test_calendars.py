@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo
 import holidays
 import peewee
 import pytest
+from fastapi.testclient import TestClient
 from support import FRIDAY
 
 from scheduler_app import booking, calendars
+from scheduler_app.app import create_app
 from scheduler_app.models import Booking, Calendar, Closure, TimeSlot
 from scheduler_app.seeding import build_seeder, seed_days
 from scheduler_app.settings import Settings
@@ -168,3 +170,46 @@ def test_two_calendars_at_one_start_time_are_two_slots(db, settings):
     with db.connection_context(), pytest.raises(peewee.IntegrityError):
         TimeSlot.create(start_time=start, end_time=start + timedelta(minutes=30),
                         calendar_id=berlin.id)
+
+
+def test_availability_lists_one_calendars_free_slots_by_slug(settings, clock):
+    with TestClient(create_app(settings, clock)) as client:
+        everyone_before = client.get("/availability").json()
+        assert len(everyone_before) == 16
+        with Calendar._meta.database.connection_context():
+            berlin = Calendar.create(slug="berlin", name="Berlin", created_at=datetime(2026, 11, 1),
+                                     timezone="Europe/Berlin", holidays="DE", slot_minutes=60)
+        assert seed_days(build_seeder(settings), clock.now, 1, settings=settings) == 8
+        everyone = client.get("/availability").json()
+        assert len(everyone) == 24
+        assert [s["start_time"] for s in everyone] == sorted(s["start_time"] for s in everyone)
+        assert {tuple(s) for s in everyone} == {("id", "start_time", "end_time", "is_booked",
+                                                 "booked_by_email")}  # the spec's five fields
+        default = client.get("/availability", params={"calendar": "default"})
+        assert default.status_code == 200 and default.json() == everyone_before
+        mine = client.get("/availability", params={"calendar": "berlin"}).json()
+        with Calendar._meta.database.connection_context():
+            ids = [i for (i,) in TimeSlot.select(TimeSlot.id)
+                   .where(TimeSlot.calendar_id == berlin.id).order_by(TimeSlot.start_time).tuples()]
+        assert [s["id"] for s in mine] == ids and len(ids) == 8
+        # 9:00 in Berlin, shown (as every time of the API) in SCHEDULER_TIMEZONE.
+        assert mine[0]["start_time"] == "2026-11-23T03:00:00-05:00"
+        window = client.get("/availability", params={
+            "calendar": "berlin", "from": "2026-11-23T10:00:00Z", "limit": 2}).json()
+        assert [s["id"] for s in window] == ids[2:4]
+
+        etag = client.get("/availability", params={"calendar": "berlin"}).headers["ETag"]
+        assert client.post("/book", json={"slot_id": ids[0], "email": "lead@example.com"}
+                           ).status_code == 200
+        after = client.get("/availability", params={"calendar": "berlin"},
+                           headers={"If-None-Match": etag})
+        assert after.status_code == 200 and [s["id"] for s in after.json()] == ids[1:]
+        assert client.get("/availability", params={"calendar": "default"}).json() == (
+            everyone_before)  # the other rep's list is as it was
+
+        for slug in ("nobody", "Berlin", "not a slug"):
+            missing = client.get("/availability", params={"calendar": slug})
+            assert missing.status_code == 404, slug
+            assert missing.json()["detail"] == f"No calendar is named {slug!r}."
+        too_long = client.get("/availability", params={"calendar": "x" * 65})
+        assert too_long.status_code == 422 and too_long.json()["detail"]
