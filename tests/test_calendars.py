@@ -3,6 +3,7 @@ hours, slot length and holidays, and a start time unique per calendar."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -15,7 +16,7 @@ from support import FRIDAY
 
 from scheduler_app import booking, calendars
 from scheduler_app.app import create_app
-from scheduler_app.models import Booking, Calendar, Closure, TimeSlot
+from scheduler_app.models import Booking, Calendar, Closure, OutboxMessage, TimeSlot
 from scheduler_app.seeding import build_seeder, seed_days
 from scheduler_app.settings import Settings
 
@@ -213,3 +214,46 @@ def test_availability_lists_one_calendars_free_slots_by_slug(settings, clock):
             assert missing.json()["detail"] == f"No calendar is named {slug!r}."
         too_long = client.get("/availability", params={"calendar": "x" * 65})
         assert too_long.status_code == 422 and too_long.json()["detail"]
+
+
+def rep_notices(db) -> dict[str, tuple[str, str]]:
+    """Each booked email's rep notice: (to, organizer)."""
+    with db.connection_context():
+        rows = OutboxMessage.select(OutboxMessage.payload).where(
+            OutboxMessage.recipient == "rep").tuples()
+        payloads = [json.loads(payload) for (payload,) in rows]
+    return {p["email"]: (p["to"], p["organizer"]) for p in payloads}
+
+
+def test_a_notice_goes_to_the_calendars_email_else_the_reps(db, settings):
+    settings = replace(settings, smtp_url="smtp://127.0.0.1:2525", mail_from="desk@example.com",
+                       rep_email="rep@example.com")
+    anna = new_calendar("anna", timezone="America/New_York", email="anna@example.com")
+    bob = new_calendar("bob", timezone="America/New_York")  # no address of his own
+    assert seed_days(build_seeder(settings), FRIDAY, 1, settings=settings) == 48
+    with db.connection_context():
+        first = {c: i for c, i in TimeSlot.select(TimeSlot.calendar_id, peewee.fn.MIN(TimeSlot.id))
+                 .group_by(TimeSlot.calendar_id).tuples()}
+    for calendar_id, email in ((1, "lead1@example.com"), (anna.id, "lead2@example.com"),
+                               (bob.id, "lead3@example.com")):
+        booking.book_slot(first[calendar_id], email, FRIDAY, settings)
+    assert rep_notices(db) == {
+        "lead1@example.com": ("rep@example.com", "rep@example.com"),
+        "lead2@example.com": ("anna@example.com", "anna@example.com"),
+        "lead3@example.com": ("rep@example.com", "rep@example.com"),
+    }
+    with db.connection_context():
+        assert [b.calendar_id for b in Booking.select().order_by(Booking.id)] == [
+            1, anna.id, bob.id]
+
+
+def test_a_calendars_email_gives_notices_even_without_scheduler_rep_email(db, settings):
+    settings = replace(settings, smtp_url="smtp://127.0.0.1:2525", mail_from="desk@example.com")
+    anna = new_calendar("anna", timezone="America/New_York", email="anna@example.com")
+    seed_days(build_seeder(settings), FRIDAY, 1, settings=settings)
+    with db.connection_context():
+        ids = dict(TimeSlot.select(TimeSlot.calendar_id, peewee.fn.MIN(TimeSlot.id))
+                   .group_by(TimeSlot.calendar_id).tuples())
+    booking.book_slot(ids[1], "lead1@example.com", FRIDAY, settings)
+    booking.book_slot(ids[anna.id], "lead2@example.com", FRIDAY, settings)
+    assert rep_notices(db) == {"lead2@example.com": ("anna@example.com", "anna@example.com")}
