@@ -1,5 +1,7 @@
 """The tables. Timestamps are naive UTC throughout.
 
+``calendars`` holds the reps (row one: the default, the SCHEDULER_* rep); each
+slot and booking belongs to one, a closure to one or to all (NULL).
 ``time_slots`` keeps the spec's five columns and their meaning; a booking is
 also a row of ``bookings``, and the two agree at all times (a booked slot has
 exactly one confirmed booking, with its email). The other tables serve the

@@ -112,10 +112,11 @@ def test_new_york_and_berlin_are_each_seeded_in_their_own_zone_hours_and_holiday
         return [f"{s:%H:%M}" for s, _ in slots_of(db, calendar_id) if s.date() == day][:1]
 
     # 9:00 in each rep's zone, in UTC: before, between and after the two changes.
-    assert [utc_starts(1, d) for d in (date(2027, 3, 12), date(2027, 3, 15), date(2027, 3, 30))
-            ] == [["14:00"], ["13:00"], ["13:00"]]
-    assert [utc_starts(berlin.id, d) for d in (date(2027, 3, 12), date(2027, 3, 15),
-                                               date(2027, 3, 30))] == [["08:00"], ["08:00"], ["07:00"]]
+    before, between, after = date(2027, 3, 12), date(2027, 3, 15), date(2027, 3, 30)
+    assert [utc_starts(1, d) for d in (before, between, after)] == [
+        ["14:00"], ["13:00"], ["13:00"]]
+    assert [utc_starts(berlin.id, d) for d in (before, between, after)] == [
+        ["08:00"], ["08:00"], ["07:00"]]
     # A holiday of one rep's country closes only that rep.
     assert utc_starts(1, date(2026, 11, 26)) == [] and utc_starts(berlin.id, date(2026, 11, 26))
     for easter in (date(2027, 3, 26), date(2027, 3, 29)):  # Good Friday, Easter Monday
