@@ -70,13 +70,16 @@ def free_slots(
     end: datetime | None = None,
     limit: int | None = None,
     earliest: datetime | None = None,
+    calendar_id: int | None = None,
 ) -> list[SlotRow]:
     """The free slots at ``now``, earliest first.
 
     ``start`` and ``end`` (aware) keep those starting in ``[start, end)``;
-    ``limit`` keeps the first ``limit``.
+    ``limit`` keeps the first ``limit``; ``calendar_id`` those of one calendar
+    (``None``: of every calendar).
     """
-    return [free_slot(row) for row in free_slot_rows(now, start, end, limit, earliest)]
+    return [free_slot(row) for row in
+            free_slot_rows(now, start, end, limit, earliest, calendar_id)]
 
 
 def free_slot(row: tuple) -> SlotRow:
@@ -91,6 +94,7 @@ def free_slot_rows(
     end: datetime | None = None,
     limit: int | None = None,
     earliest: datetime | None = None,
+    calendar_id: int | None = None,
 ) -> list[tuple]:
     """``free_slots`` as the driver returns them: ``(id, start_time, end_time)``,
     naive UTC, as datetimes (PostgreSQL) or ISO text (SQLite).
@@ -98,9 +102,11 @@ def free_slot_rows(
     The fast path of GET /availability: the SQL is compiled once per shape of
     query, and no row goes through Peewee's per-field conversion.
     """
-    sql = _statement(start is not None, end is not None, limit is not None)
+    sql = _statement(start is not None, end is not None, limit is not None,
+                     calendar_id is not None)
     params = [to_db_time(earliest or now), to_db_time(now)]
     params += [to_db_time(moment) for moment in (start, end) if moment is not None]
+    params += [calendar_id] if calendar_id is not None else []
     params += [limit] if limit is not None else []
     with reading(), session():
         return database.execute_sql(sql, params).fetchall()
@@ -112,19 +118,23 @@ def free_slots_query(
     end: datetime | None = None,
     limit: int | None = None,
     earliest: datetime | None = None,
+    calendar_id: int | None = None,
 ) -> peewee.Select:
     """The query of ``free_slots``, unexecuted (``EXPLAIN`` shows its plan).
 
     It reads the partial index of free slots (``models.FREE_SLOTS_INDEX``) from
     the first one after ``earliest``, so its cost follows the slots returned,
     not the booked or past rows in the table. Its parameters are, in order:
-    ``earliest``, ``now`` (twice: IS NULL takes none), ``start``, ``end``, ``limit``.
+    ``earliest``, ``now`` (twice: IS NULL takes none), ``start``, ``end``,
+    ``calendar_id``, ``limit``.
     """
     condition = is_free(now, earliest)
     if start is not None:
         condition &= TimeSlot.start_time >= to_db_time(start)
     if end is not None:
         condition &= TimeSlot.start_time < to_db_time(end)
+    if calendar_id is not None:
+        condition &= TimeSlot.calendar_id == calendar_id
     query = (
         TimeSlot.select(TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time)
         .where(condition)
@@ -152,11 +162,12 @@ def _statement(*shape: bool) -> str:
 
 @functools.cache
 def _compiled(kind: type, shape: tuple[bool, ...]) -> str:
-    has_start, has_end, has_limit = shape
+    has_start, has_end, has_limit, has_calendar = shape
     query = free_slots_query(
         _ANY_TIME,
         _ANY_TIME if has_start else None,
         _ANY_TIME if has_end else None,
         1 if has_limit else None,
+        calendar_id=1 if has_calendar else None,
     )
     return query.sql()[0]

@@ -9,7 +9,8 @@
     │   │   ├── BookingNotFound  no booking has that reference and token
     │   │   ├── HoldNotFound     no live hold has that id and token
     │   │   ├── ReferenceNotFound no booking has that reference (the rep's look-up)
-    │   │   └── ClosureNotFound  no closure has that id
+    │   │   ├── ClosureNotFound  no closure has that id
+    │   │   └── CalendarNotFound no calendar has that slug
     │   ├── Conflict                                                     -> 409
     │   │   ├── SlotUnavailable  the slot cannot be booked or held
     │   │   │   ├── SlotAlreadyBooked
@@ -74,6 +75,12 @@ class BookingNotFound(NotFound):
 class HoldNotFound(NotFound):
     def __init__(self) -> None:
         super().__init__("No live hold has this id and token.")
+
+
+class CalendarNotFound(NotFound):
+    def __init__(self, slug: str):
+        super().__init__(f"No calendar is named {slug!r}.")
+        self.slug = slug
 
 
 class SlotUnavailable(Conflict):

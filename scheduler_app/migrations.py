@@ -21,9 +21,11 @@ import peewee
 from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
 
 from .db import database, session
+from .migration_calendars import calendars_step
 from .errors import SchemaError
 from .models import (
     CLOSED,
+    FREE_SLOTS_INDEX,
     REMOVED,
     STATE_CHECK,
     Booking,
@@ -63,6 +65,15 @@ class SchemaVersion(peewee.Model):
 Step = Callable[[SchemaMigrator], list[str]]
 
 
+def _step_1_indexes() -> list[peewee.ModelIndex]:
+    """The indexes step 1 gives an inherited table, as released (step 4 then
+    replaces the unique start_time one by the per-calendar one)."""
+    return [
+        TimeSlot.index(TimeSlot.start_time, name="timeslot_start_time", unique=True),
+        TimeSlot.index(TimeSlot.start_time, name=FREE_SLOTS_INDEX, where=~TimeSlot.is_booked),
+    ]
+
+
 def _time_slots(migrator: SchemaMigrator) -> list[str]:
     """1: the first release's table, or the indexes an inherited one lacks.
 
@@ -83,7 +94,7 @@ def _time_slots(migrator: SchemaMigrator) -> list[str]:
         )
     present = database.get_indexes(table)
     changes = []
-    for index in TimeSlot._meta.fields_to_index():
+    for index in _step_1_indexes():
         columns = tuple(f.column_name for f in index._expressions)
         if _has_index(present, index, columns):
             continue
@@ -165,6 +176,7 @@ STEPS: list[tuple[str, Step]] = [
     ("time_slots", _time_slots),
     ("bookings", _bookings),
     ("slot_states", _slot_states),
+    ("calendars", calendars_step),
 ]
 LATEST = len(STEPS)
 

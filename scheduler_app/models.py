@@ -1,5 +1,7 @@
 """The tables. Timestamps are naive UTC throughout.
 
+``calendars`` holds the reps (row one: the default, the SCHEDULER_* rep); each
+slot and booking belongs to one, a closure to one or to all (NULL).
 ``time_slots`` keeps the spec's five columns and their meaning; a booking is
 also a row of ``bookings``, and the two agree at all times (a booked slot has
 exactly one confirmed booking, with its email). The other tables serve the
@@ -41,11 +43,50 @@ STATE_CHECK = (
 )
 
 
-class TimeSlot(_Model):
-    """One bookable span of the rep's calendar."""
+# The default calendar: the rep the SCHEDULER_* settings describe (row one).
+DEFAULT_CALENDAR_ID = 1
+DEFAULT_CALENDAR_SLUG = "default"
+SLUG_MAX_LENGTH = 64
+
+
+class Calendar(_Model):
+    """A rep's calendar. A NULL setting reads the matching SCHEDULER_* variable
+    (see ``calendars.py``); the default calendar is row one."""
 
     id = peewee.AutoField()
-    start_time = peewee.DateTimeField(unique=True)
+    slug = peewee.CharField(max_length=SLUG_MAX_LENGTH, unique=True)  # lowercase, URL-safe
+    name = peewee.CharField(max_length=NAME_MAX_LENGTH)
+    email = peewee.CharField(max_length=EMAIL_MAX_LENGTH, null=True)
+    timezone = peewee.CharField(max_length=64, null=True)
+    day_start = peewee.CharField(max_length=5, null=True)  # "09:00"
+    day_end = peewee.CharField(max_length=5, null=True)
+    holidays = peewee.CharField(max_length=16, null=True)  # "US", "US-CA", "" (none)
+    slot_minutes = peewee.IntegerField(null=True)
+    min_notice_minutes = peewee.IntegerField(null=True)
+    max_bookings_per_day = peewee.IntegerField(null=True)
+    weight = peewee.IntegerField(default=100)
+    priority = peewee.IntegerField(default=2)
+    active = peewee.BooleanField(default=True)
+    created_at = peewee.DateTimeField()
+    deactivated_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "calendars"
+
+
+# The calendar column of time_slots: no REFERENCES in the model, since SQLite
+# cannot add one with a default to an existing table; on PostgreSQL the
+# migration adds the foreign key.
+def _calendar_column() -> peewee.IntegerField:
+    return peewee.IntegerField(column_name="calendar_id", default=DEFAULT_CALENDAR_ID,
+                               constraints=[peewee.SQL(f"DEFAULT {DEFAULT_CALENDAR_ID}")])
+
+
+class TimeSlot(_Model):
+    """One bookable span of a rep's calendar; a start time is unique per calendar."""
+
+    id = peewee.AutoField()
+    start_time = peewee.DateTimeField()
     end_time = peewee.DateTimeField()
     is_booked = peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT false")])
     booked_by_email = peewee.CharField(max_length=EMAIL_MAX_LENGTH, null=True)
@@ -54,9 +95,16 @@ class TimeSlot(_Model):
     hold_token_hash = peewee.CharField(max_length=64, null=True)
     state = peewee.CharField(max_length=8, default=OPEN, constraints=[
         peewee.SQL(f"DEFAULT '{OPEN}'"), peewee.Check(STATE_CHECK)])
+    calendar_id = _calendar_column()
 
     class Meta:
         table_name = "time_slots"
+
+
+# Two reps may have the same time; one rep not twice.
+CALENDAR_START_INDEX = "time_slots_calendar_start_time"
+TimeSlot.add_index(TimeSlot.index(TimeSlot.calendar_id, TimeSlot.start_time,
+                                  name=CALENDAR_START_INDEX, unique=True))
 
 
 # Serves the availability query: the free slots, by start time. Partial, so it
@@ -90,6 +138,7 @@ class Booking(_Model):
     cancelled_at = peewee.DateTimeField(null=True)
     cancel_reason = peewee.CharField(max_length=REASON_MAX_LENGTH, null=True)
     cancelled_by = peewee.CharField(max_length=16, null=True)  # lead | rep
+    calendar_id = _calendar_column()  # the slot's, copied at booking
 
     class Meta:
         table_name = "bookings"
@@ -173,12 +222,13 @@ class Closure(_Model):
     last_day = peewee.DateField()
     reason = peewee.CharField(max_length=REASON_MAX_LENGTH, null=True)
     created_at = peewee.DateTimeField()
+    calendar_id = peewee.IntegerField(null=True)  # NULL: every calendar (a company holiday)
 
     class Meta:
         table_name = "closures"
 
 
-TABLES = [TimeSlot, Booking, IdempotencyKey, FeedVersion, Change, OutboxMessage, Closure]
+TABLES = [Calendar, TimeSlot, Booking, IdempotencyKey, FeedVersion, Change, OutboxMessage, Closure]
 
 
 def to_db_time(moment: datetime) -> datetime:

@@ -34,6 +34,7 @@ from .schemas import (
     BookingDetailsOut,
     BookingOut,
     BookingRequest,
+    CalendarSlug,
     CancelRequest,
     HoldOut,
     HoldRequest,
@@ -66,11 +67,13 @@ router = APIRouter()
                                  "schema": {"type": "string"}}},
         },
         304: {"description": "Unchanged since the `If-None-Match` ETag (no body)."},
+        404: error_doc("No calendar has the `calendar` slug.", "No calendar is named 'anna'."),
         503: error_doc("The database is unavailable.", "The database is unavailable: ..."),
     },
 )
 async def list_availability(
     request: Request, since: Since = None, until: Until = None, limit: Limit = None,
+    calendar: CalendarSlug = None,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match",
                                                 include_in_schema=False)] = None,
 ) -> Response:
@@ -78,7 +81,8 @@ async def list_availability(
     kept body or reads a new one, and never waits for PostgreSQL on the loop."""
     state = request.app.state
     start, end = window(since, until, state.settings.tz)
-    return await state.live.cache.respond((start, end, limit), state.clock(), if_none_match)
+    key = (start, end, limit) if calendar is None else (start, end, limit, calendar)
+    return await state.live.cache.respond(key, state.clock(), if_none_match)
 
 
 NO_STORE = {"Cache-Control": "no-store"}

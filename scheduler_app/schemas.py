@@ -178,6 +178,11 @@ Until = Annotated[
         examples=["2026-11-27"],
     ),
 ]
+CalendarSlug = Annotated[
+    str | None,
+    Query(max_length=64, description="Only the slots of the calendar (rep) with this slug; "
+          "an unknown slug answers 404. Without it, every calendar's free slots."),
+]
 Limit = Annotated[
     int | None,
     Query(ge=1, le=MAX_LIMIT, description=f"At most this many slots (1 to {MAX_LIMIT})."),

@@ -297,6 +297,19 @@ STEP_3_SAYS = [
 ]
 
 
+# What step 4 says to a database made before it (its unique index on start_time alone
+# dropped, the per-calendar one made).
+STEP_4_SAYS = [
+    "Created the calendars table.",
+    "Added the calendar default (the SCHEDULER_* settings).",
+    "Added the column time_slots.calendar_id (existing rows: calendar default).",
+    "Added the column bookings.calendar_id (existing rows: calendar default).",
+    "Added the column closures.calendar_id (existing rows: every calendar).",
+    "Start times are unique per calendar: dropped the uniqueness of time_slots(start_time).",
+    "Made time_slots(calendar_id, start_time) unique.",
+]
+
+
 def release_2(url: str) -> None:
     """The database as the release before step 3 left it, with its rows."""
     conn = connect(url)
@@ -335,7 +348,7 @@ def test_init_db_moves_the_closed_and_removed_marks_of_the_release_before_into_s
     before = slots(database_url)
     result = init_db(database_url)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == STEP_3_SAYS
+    assert result.stdout.splitlines() == STEP_3_SAYS + STEP_4_SAYS
     assert slots(database_url) == before  # the spec's columns as they were
     assert slot_states(database_url) == [
         (1, "open", False, None), (2, "open", False, None), (3, "removed", False, None),
@@ -343,7 +356,6 @@ def test_init_db_moves_the_closed_and_removed_marks_of_the_release_before_into_s
         (7, "closed", False, None)]
     assert query(database_url, "SELECT version, name FROM schema_migrations WHERE version = 3"
                  ) == [(3, "slot_states")]
-    assert LATEST == 3
     # The column's CHECK: a slot that is not open is never booked nor held.
     error = sqlite3.IntegrityError if kind(database_url) == "sqlite" else psycopg2.IntegrityError
     for change in ("is_booked = true", f"hold_token_hash = '{HELD}'", "state = 'other'"):
@@ -385,3 +397,129 @@ def test_the_moved_slots_keep_their_meaning(settings, clock):
     assert [row[:2] for row in slot_states(settings.database_url)] == [
         (1, "open"), (2, "open"), (3, "open"), (4, "open"), (5, "open"), (6, "open"),
         (7, "closed")]
+
+
+# -- step 4: from the release before it (steps 1-3), calendars ---------------------------------
+
+# That release's schema: the one before, plus the state column step 3 added (in the
+# CREATE TABLE of a new database, as its init-db made it) and step 3's row.
+STATE_COLUMN_DDL = (
+    ', "state" VARCHAR(8) NOT NULL DEFAULT \'open\' CHECK (state IN (\'open\', \'closed\', '
+    "'removed') AND (state = 'open' OR (NOT is_booked AND held_until IS NULL AND "
+    'hold_token_hash IS NULL))))'
+)
+RELEASE_3_DDL = [
+    (statement[:-1] + STATE_COLUMN_DDL
+     if statement.startswith('CREATE TABLE IF NOT EXISTS "time_slots"') else statement)
+    for statement in RELEASE_2_DDL
+] + ["INSERT INTO schema_migrations (version, name, applied_at) "
+     "VALUES (3, 'slot_states', '2026-12-01 12:00:00')"]
+# (start, is_booked, email, state); closed and removed slots kept for cancelled bookings.
+RELEASE_3_SLOTS = [
+    (datetime(2026, 11, 23, 14, 0), False, None, "open"),  # 1: free
+    (datetime(2026, 11, 23, 14, 30), True, "lead@example.com", "open"),  # 2: booked
+    (datetime(2026, 11, 23, 15, 0), False, None, "removed"),  # 3
+    (datetime(2026, 11, 24, 14, 0), False, None, "closed"),  # 4
+    (datetime(2026, 11, 24, 15, 0), False, None, "open"),  # 5: free
+]
+RELEASE_3_BOOKINGS = [(2, "confirmed", "lead@example.com"), (3, "cancelled", "gone@example.com"),
+                      (4, "cancelled", "off@example.com")]
+
+
+def release_3(url: str) -> None:
+    """The database as the release before step 4 left it, with its rows."""
+    conn = connect(url)
+    try:
+        cursor = conn.cursor()
+        for statement in RELEASE_3_DDL:
+            cursor.execute(statement.format(**RELEASE_2_TYPES[kind(url)]))
+
+        def insert(sql: str, rows: list[tuple]) -> None:
+            cursor.executemany(sql if kind(url) == "postgres" else sql.replace("%s", "?"), rows)
+
+        insert("INSERT INTO time_slots (start_time, end_time, is_booked, booked_by_email, state) "
+               "VALUES (%s, %s, %s, %s, %s)",
+               [(str(s), str(s + timedelta(minutes=30)), b, e, st)
+                for s, b, e, st in RELEASE_3_SLOTS])
+        now = "2026-11-10 12:00:00"
+        insert("INSERT INTO bookings (reference, slot_id, email, status, token_hash, sequence, "
+               "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, 0, %s, %s)",
+               [(f"REF0000{slot}", slot, email, status, "0" * 64, now, now)
+                for slot, status, email in RELEASE_3_BOOKINGS])
+        insert("INSERT INTO closures (first_day, last_day, created_at) VALUES (%s, %s, %s)",
+               [("2026-11-24", "2026-11-24", now)])
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_init_db_puts_everything_of_the_release_before_on_the_default_calendar(database_url):
+    release_3(database_url)
+    before = (slots(database_url),
+              query(database_url, "SELECT id, state FROM time_slots ORDER BY id"),
+              query(database_url, "SELECT * FROM bookings ORDER BY id"))
+    result = init_db(database_url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == STEP_4_SAYS
+    assert slots(database_url) == before[0]  # the spec's five columns as they were
+    assert query(database_url, "SELECT id, state FROM time_slots ORDER BY id") == before[1]
+    assert query(database_url, "SELECT calendar_id FROM time_slots") == [(1,)] * 5
+    assert [row[:-1] for row in query(database_url, "SELECT * FROM bookings ORDER BY id")
+            ] == before[2]
+    assert query(database_url, "SELECT calendar_id FROM bookings") == [(1,)] * 3
+    assert query(database_url, "SELECT first_day, calendar_id FROM closures") in (
+        [("2026-11-24", None)], [(datetime(2026, 11, 24).date(), None)])
+    assert query(database_url, "SELECT id, slug, email, timezone, day_start, day_end, holidays, "
+                               "slot_minutes, min_notice_minutes, max_bookings_per_day, "
+                               "deactivated_at FROM calendars") == [
+        (1, "default", None, None, None, None, None, None, None, None, None)]
+    assert query(database_url, "SELECT version, name FROM schema_migrations WHERE version = 4"
+                 ) == [(4, "calendars")]
+    assert LATEST == 4
+
+    error = sqlite3.IntegrityError if kind(database_url) == "sqlite" else psycopg2.IntegrityError
+    same_time = ("INSERT INTO time_slots (start_time, end_time, calendar_id) "
+                 "VALUES ('2026-11-23 14:00:00', '2026-11-23 14:30:00', %s)")
+    with pytest.raises(error):  # one calendar, one slot at a time
+        query(database_url, same_time, (1,))
+    query(database_url, "INSERT INTO calendars (slug, name, weight, priority, active, created_at) "
+                        "VALUES ('berlin', 'Berlin', 100, 2, true, '2026-12-01 12:00:00')")
+    [(berlin,)] = query(database_url, "SELECT id FROM calendars WHERE slug = 'berlin'")
+    assert berlin == 2  # the id sequence is past the default calendar
+    query(database_url, same_time, (berlin,))  # another calendar: another slot
+    with pytest.raises(error):
+        query(database_url, "INSERT INTO calendars (slug, name, weight, priority, active, "
+                            "created_at) VALUES ('berlin', 'B', 1, 1, true, '2026-12-01')")
+    if kind(database_url) == "postgres":
+        with pytest.raises(psycopg2.IntegrityError):  # no slot of a calendar that is not there
+            query(database_url, same_time, (99,))
+    assert_one_confirmed_booking_per_slot_of(database_url, 2)
+
+    upgraded = everything(database_url)
+    again = init_db(database_url)
+    assert (again.returncode, again.stdout) == (0, UP_TO_DATE), again.stderr
+    assert everything(database_url) == upgraded
+
+
+def assert_one_confirmed_booking_per_slot_of(url: str, slot_id: int) -> None:
+    insert = ("INSERT INTO bookings (reference, slot_id, email, status, sequence, created_at, "
+              "updated_at) VALUES ('SECOND00', %s, 'x@example.com', 'confirmed', 0, %s, %s)")
+    now = str(datetime(2026, 11, 20, 15, 0))
+    error = sqlite3.IntegrityError if kind(url) == "sqlite" else psycopg2.IntegrityError
+    with pytest.raises(error):
+        query(url, insert, (slot_id, now, now))
+
+
+def test_the_release_befores_slots_stay_bookable_on_the_default_calendar(settings, clock):
+    release_3(settings.database_url)
+    with TestClient(create_app(settings, clock)) as client:
+        assert [s["id"] for s in client.get("/availability").json()] == [1, 5]
+        assert client.post("/book", json={"slot_id": 3, "email": "new@example.com"}
+                           ).status_code == 404  # removed
+        assert client.post("/book", json={"slot_id": 2, "email": "new@example.com"}
+                           ).status_code == 409  # booked
+        booked = client.post("/book", json={"slot_id": 5, "email": "new@example.com"})
+        assert booked.status_code == 200
+        assert [s["id"] for s in client.get("/availability").json()] == [1]
+    assert query(settings.database_url, "SELECT slot_id, calendar_id FROM bookings "
+                                        "WHERE email = 'new@example.com'") == [(5, 1)]

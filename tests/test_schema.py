@@ -66,8 +66,9 @@ def indexes(url: str) -> list[tuple[tuple[str, ...], bool, bool]]:
         )
 
 
-# The partial index of free slots, and the unique index on start_time.
-OURS = [(("start_time",), False, True), (("start_time",), True, False)]
+# The unique index on (calendar_id, start_time) (migration 4; it replaced the one on
+# start_time alone), and the partial index of free slots.
+OURS = [(("calendar_id", "start_time"), True, False), (("start_time",), False, True)]
 FREE_INDEX_ADDED = "Added the index time_slots_free_start_time on time_slots(start_time)."
 # What migration 2 says: the tables of bookings, after the hold columns an old table lacks.
 NEW_TABLES = [
@@ -78,6 +79,16 @@ HOLD_COLUMNS = ["Added the column time_slots.held_until.",
                 "Added the column time_slots.hold_token_hash."]
 # What migration 3 says to a table made before it (a new one has the column already).
 STATE_COLUMN = "Added the column time_slots.state."
+# What migration 4 says to a new database, then to an inherited table (migration 2
+# made the bookings and closures tables with their calendar column already).
+NEW_CALENDARS = ["Created the calendars table.",
+                 "Added the calendar default (the SCHEDULER_* settings)."]
+CALENDAR_COLUMNS = [
+    *NEW_CALENDARS,
+    "Added the column time_slots.calendar_id (existing rows: calendar default).",
+    "Start times are unique per calendar: dropped the uniqueness of time_slots(start_time).",
+    "Made time_slots(calendar_id, start_time) unique.",
+]
 
 
 def test_init_db_creates_the_table_then_has_nothing_to_do(database_url):
@@ -85,10 +96,10 @@ def test_init_db_creates_the_table_then_has_nothing_to_do(database_url):
     first = run_cli("init-db", env=env)
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == ["Created the time_slots table and its indexes.",
-                                         *NEW_TABLES]
+                                         *NEW_TABLES, *NEW_CALENDARS]
     again = run_cli("init-db", env=env)
     assert again.returncode == 0, again.stderr
-    assert again.stdout == "The schema is up to date (version 3).\n"
+    assert again.stdout == "The schema is up to date (version 4).\n"
     assert [i for i in indexes(database_url) if i in OURS] == OURS
 
 
@@ -102,6 +113,7 @@ def test_init_db_adds_the_unique_index_an_inherited_table_lacks(database_url):
         *HOLD_COLUMNS,
         *NEW_TABLES,
         STATE_COLUMN,
+        *CALENDAR_COLUMNS,
     ]
     assert [i for i in indexes(database_url) if i in OURS] == OURS
     error = sqlite3.IntegrityError if database_url.startswith("sqlite") else psycopg2.IntegrityError
@@ -142,8 +154,11 @@ def test_a_unique_constraint_of_another_name_counts_as_the_unique_index(database
     result = run_cli("init-db", env={"DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [FREE_INDEX_ADDED, *HOLD_COLUMNS, *NEW_TABLES,
-                                          STATE_COLUMN]
-    assert [cols for cols, unique, _ in indexes(database_url) if unique].count(("start_time",)) == 1
+                                          STATE_COLUMN, *CALENDAR_COLUMNS]
+    # Step 1 added no second one; step 4 then made start times unique per calendar
+    # (on SQLite by rebuilding the table, since an inline UNIQUE cannot be dropped).
+    unique = [cols for cols, unique, _ in indexes(database_url) if unique]
+    assert ("start_time",) not in unique and unique.count(("calendar_id", "start_time")) == 1
 
 
 def test_the_previous_releases_table_gets_the_free_slots_index(database_url):
@@ -153,7 +168,7 @@ def test_the_previous_releases_table_gets_the_free_slots_index(database_url):
     result = run_cli("init-db", env={"DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [FREE_INDEX_ADDED, *HOLD_COLUMNS, *NEW_TABLES,
-                                          STATE_COLUMN]
+                                          STATE_COLUMN, *CALENDAR_COLUMNS]
     assert [i for i in indexes(database_url) if i in OURS] == OURS
 
 
@@ -202,5 +217,6 @@ def test_upgrades_running_together_add_each_index_once(database_url, run_togethe
         *HOLD_COLUMNS,
         *NEW_TABLES,
         STATE_COLUMN,
+        *CALENDAR_COLUMNS,
     ])
     assert [i for i in indexes(database_url) if i in OURS] == OURS

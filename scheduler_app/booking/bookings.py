@@ -17,17 +17,19 @@ from ..availability import SlotRow
 from ..db import database, session, sql
 from ..errors import BookingNotFound, BookingUnchangeable
 from ..migrations import new_reference
-from ..models import Booking
+from ..models import Booking, TimeSlot
 from ..settings import Settings
 from ..tokens import token_hash
 from .limits import CALENDAR_LOCK, check_day_cap, check_email_limit, lock
 from .slots import check_and_take, check_takeable, free, read_slot, take
 from .tx import Tx, transaction
 
+# The booking's calendar is its slot's, copied at booking.
 _INSERT_BOOKING = (
     "INSERT INTO bookings (reference, slot_id, email, name, notes, status, token_hash, "
-    "sequence, timezone, source, created_at, updated_at) "
-    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}) RETURNING id"
+    "sequence, timezone, source, created_at, updated_at, calendar_id) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, "
+    "(SELECT calendar_id FROM time_slots WHERE id = {p})) RETURNING id, calendar_id"
 )
 
 
@@ -70,8 +72,9 @@ def book(tx: Tx, slot_id: int, details: Details, hold_token: str | None = None) 
         "source": json.dumps(details.source, sort_keys=True) if details.source else None,
         "created_at": tx.db_now, "updated_at": tx.db_now,
     }
-    [booking_id] = database.execute_sql(sql(_INSERT_BOOKING), tuple(fields.values())).fetchone()
-    booking = Booking(id=booking_id, **fields)
+    booking_id, calendar_id = database.execute_sql(
+        sql(_INSERT_BOOKING), (*fields.values(), slot.id)).fetchone()
+    booking = Booking(id=booking_id, calendar_id=calendar_id, **fields)
     tx.booking_changed("booking.created", booking.id)
     return BookingView(booking, slot, token)
 
@@ -146,7 +149,9 @@ def reschedule(tx: Tx, reference: str, token: str, slot_id: int,
     check_day_cap(tx, new_slot)
     new_slot = take(tx, new_slot, booking.email, hold_token)
     updated = (
-        Booking.update(slot=new_slot.id, sequence=Booking.sequence + 1, updated_at=tx.db_now)
+        Booking.update(slot=new_slot.id, sequence=Booking.sequence + 1, updated_at=tx.db_now,
+                       calendar_id=TimeSlot.select(TimeSlot.calendar_id)
+                       .where(TimeSlot.id == new_slot.id))
         .where((Booking.id == booking.id) & (Booking.status == "confirmed")
                & (Booking.slot == view.slot.id))
         .execute()

@@ -28,7 +28,7 @@ from ..errors import (
     SlotNotFound,
     SlotTooSoon,
 )
-from ..models import CLOSED, MAX_SLOT_ID, REMOVED, TimeSlot, to_db_time
+from ..models import CLOSED, DEFAULT_CALENDAR_ID, MAX_SLOT_ID, REMOVED, TimeSlot, to_db_time
 from ..tokens import token_hash
 from .limits import day_closed
 from .tx import Tx
@@ -194,15 +194,18 @@ def _read_slot_or(slot_id: int, missing: type[ClientError]):
         raise missing() from None
 
 
-def add_slots(tx: Tx, spans: list[tuple[datetime, datetime]]) -> list[SlotRow]:
-    """Insert the slots (aware ``(start, end)``) whose start time is not taken yet;
-    return those that are new (seeding: several workers may seed at once)."""
-    rows = [(to_db_time(start), to_db_time(end)) for start, end in spans]
+def add_slots(tx: Tx, spans: list[tuple[datetime, datetime]],
+              calendar_id: int = DEFAULT_CALENDAR_ID) -> list[SlotRow]:
+    """Insert the calendar's slots (aware ``(start, end)``) whose start time it has
+    not yet (unique (calendar_id, start_time)); return those that are new
+    (seeding: several workers may seed at once)."""
+    rows = [(to_db_time(start), to_db_time(end), calendar_id) for start, end in spans]
     added = []
     for first in range(0, len(rows), 500):
         query = (
             TimeSlot.insert_many(rows[first:first + 500],
-                                 fields=[TimeSlot.start_time, TimeSlot.end_time])
+                                 fields=[TimeSlot.start_time, TimeSlot.end_time,
+                                         TimeSlot.calendar_id])
             .on_conflict_ignore()
             .returning(TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time)
             .tuples()

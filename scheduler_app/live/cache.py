@@ -41,9 +41,10 @@ import peewee
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from .. import availability, booking
+from .. import availability, booking, calendars
 from ..availability import as_datetime
 from ..db import reading, session
+from ..errors import CalendarNotFound
 from ..models import Booking, TimeSlot, to_db_time
 from ..schemas import encode_free_slots
 from ..settings import Settings
@@ -56,7 +57,7 @@ CACHE_CONTROL = "no-cache"
 MAX_ENTRIES = 64
 MAX_BYTES = 32 * 1024 * 1024
 
-Key = tuple  # (start, end, limit) of the query
+Key = tuple  # (start, end, limit) of the query, and a calendar's slug when one is asked
 
 
 @dataclass
@@ -169,9 +170,10 @@ class AvailabilityCache:
         """Read the list (after ``version`` was read), keep it, answer it."""
         self.misses += 1
         settings = self.settings
-        start, end, limit = key
+        start, end, limit, *slug = key
+        calendar_id = _calendar_id(slug[0]) if slug else None
         earliest = now + timedelta(minutes=settings.min_notice_minutes)
-        rows = availability.free_slot_rows(now, start, end, limit, earliest)
+        rows = availability.free_slot_rows(now, start, end, limit, earliest, calendar_id)
         if settings.max_bookings_per_day:
             rows = booking.without_full_days(rows, settings, now)
         entry = build_entry(version, now, _changes_by_itself(now, settings), limit is not None,
@@ -210,6 +212,15 @@ class AvailabilityCache:
 
     def close(self) -> None:
         self._versions.close()
+
+
+def _calendar_id(slug: str) -> int:
+    """The id of the calendar named ``slug`` (active or not); ``CalendarNotFound`` if none."""
+    with reading(), session():
+        calendar = calendars.by_slug(slug)
+    if calendar is None:
+        raise CalendarNotFound(slug)
+    return calendar.id
 
 
 def _changes_by_itself(now: datetime, settings: Settings) -> datetime | None:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from peewee import fn
 
+from ..db import database, sql
 from ..models import Booking, OutboxMessage, TimeSlot, to_db_time
 from ..settings import Settings
 
@@ -51,9 +52,10 @@ def parse_utc(text: str) -> datetime:
 
 
 def snapshot(booking: Booking, slot: tuple[int, datetime, datetime], settings: Settings,
-             event: str, at: datetime) -> dict:
+             event: str, at: datetime, rep_email: str | None = None) -> dict:
     """What a message about ``booking`` (on ``slot``: id, start, end in naive UTC)
-    says, for the ``event`` at ``at``; the calendar feed builds its events from it too."""
+    says, for the ``event`` at ``at``; the calendar feed builds its events from it too.
+    ``rep_email``: the booking's calendar's own address, if it has one."""
     slot_id, start, end = slot
     base = settings.public_url
     return {
@@ -71,18 +73,19 @@ def snapshot(booking: Booking, slot: tuple[int, datetime, datetime], settings: S
         "slot": {"id": slot_id, "start": utc_iso(start), "end": utc_iso(end)},
         "rep_timezone": settings.timezone,
         "title": settings.meeting_title,
-        "organizer": settings.rep_email or settings.mail_from,
+        "organizer": rep_email or settings.rep_email or settings.mail_from,
         # The page, not the token: the token is never stored in clear (README).
         "manage_url": f"{base}/manage/{booking.reference}" if base else None,
     }
 
 
-def destinations(settings: Settings) -> list[tuple[str, str]]:
-    """(channel, recipient) of each configured destination."""
+def destinations(settings: Settings, rep_email: str | None = None) -> list[tuple[str, str]]:
+    """(channel, recipient) of each configured destination (a rep's notice: when
+    the booking's calendar or SCHEDULER_REP_EMAIL gives an address)."""
     found = []
     if settings.smtp_url:
         found.append(("email", "lead"))
-        if settings.rep_email:
+        if rep_email or settings.rep_email:
             found.append(("email", "rep"))
     if settings.webhook_url:
         found.append(("webhook", "webhook"))
@@ -94,8 +97,7 @@ def enqueue(events: list[BookingEvent], settings: Settings, now: datetime) -> in
 
     Runs inside the booking transaction, so the rows commit with the change or not at all.
     """
-    targets = destinations(settings)
-    if not events or not targets:
+    if not events or not (settings.smtp_url or settings.webhook_url):
         return 0
     db_now = to_db_time(now)
     webhook_off = settings.webhook_url is not None and webhook_disabled(settings.webhook_url)
@@ -106,12 +108,13 @@ def enqueue(events: list[BookingEvent], settings: Settings, now: datetime) -> in
             TimeSlot.select(TimeSlot.id, TimeSlot.start_time, TimeSlot.end_time)
             .where(TimeSlot.id == booking.slot_id).tuples().get()
         )
-        common = snapshot(booking, slot, settings, event.name, now)
-        for channel, recipient in targets:
+        rep_email = calendar_email(booking.calendar_id)
+        common = snapshot(booking, slot, settings, event.name, now, rep_email)
+        for channel, recipient in destinations(settings, rep_email):
             if recipient == "lead":
                 extra = {"to": booking.email}
             elif recipient == "rep":
-                extra = {"to": settings.rep_email}
+                extra = {"to": rep_email or settings.rep_email}
             else:
                 extra = {"url": settings.webhook_url}
             if recipient == "lead" and not booking.email:
@@ -127,6 +130,13 @@ def enqueue(events: list[BookingEvent], settings: Settings, now: datetime) -> in
     if rows:
         OutboxMessage.insert_many(rows).execute()
     return len(rows)
+
+
+def calendar_email(calendar_id: int) -> str | None:
+    """The calendar's own address for its notices (None: SCHEDULER_REP_EMAIL's)."""
+    row = database.execute_sql(sql("SELECT email FROM calendars WHERE id = {p}"),
+                               (calendar_id,)).fetchone()
+    return row[0] if row else None
 
 
 def webhook_disabled(url: str) -> bool:

@@ -78,11 +78,14 @@ def closures(settings: Settings, now: datetime) -> list[ClosureView]:
         return [ClosureView(c, conflicts(c.first_day, c.last_day, settings, now)) for c in rows]
 
 
-def closed_days(first: date, last: date) -> set[date]:
-    """The days from ``first`` to ``last`` that a closure covers."""
+def closed_days(first: date, last: date, calendar_id: int | None = None) -> set[date]:
+    """The days from ``first`` to ``last`` that a closure covers (of one calendar:
+    its own closures and those of every calendar; ``None``: any closure)."""
     days: set[date] = set()
-    query = Closure.select(Closure.first_day, Closure.last_day).where(
-        (Closure.first_day <= last) & (Closure.last_day >= first)).tuples()
+    where = (Closure.first_day <= last) & (Closure.last_day >= first)
+    if calendar_id is not None:
+        where &= Closure.calendar_id.is_null() | (Closure.calendar_id == calendar_id)
+    query = Closure.select(Closure.first_day, Closure.last_day).where(where).tuples()
     for low, high in query:
         day = max(low, first)
         while day <= min(high, last):

@@ -15,7 +15,7 @@ from .. import booking
 from ..availability import SlotRow, as_datetime
 from ..booking import CALENDAR_LOCK, Tx
 from ..errors import SlotNotFound, SlotNotRemovable, SlotsRefused
-from ..models import MAX_SLOT_ID, OPEN, REMOVED, Booking, TimeSlot, to_db_time
+from ..models import DEFAULT_CALENDAR_ID, MAX_SLOT_ID, OPEN, REMOVED, Booking, TimeSlot, to_db_time
 from ..settings import Settings
 from ._common import EARLIEST_DAY, LATEST_DAY, Span, batches, returned, slot_row
 from .closures import closed_days, covering
@@ -59,12 +59,15 @@ def _when(moment: datetime, settings: Settings) -> str:
     return f"{local:%Y-%m-%d %H:%M}"
 
 
-def _existing(start: datetime, end: datetime) -> list[tuple]:
+def _existing(start: datetime, end: datetime, calendar_id: int | None = None) -> list[tuple]:
     """(start, end, id, state) of the slots overlapping naive UTC ``[start, end)``,
-    by start time."""
+    by start time (of one calendar, or of all: ``None``)."""
+    where = (TimeSlot.start_time < end) & (TimeSlot.end_time > start)
+    if calendar_id is not None:
+        where &= TimeSlot.calendar_id == calendar_id
     return list(
         TimeSlot.select(TimeSlot.start_time, TimeSlot.end_time, TimeSlot.id, TimeSlot.state)
-        .where((TimeSlot.start_time < end) & (TimeSlot.end_time > start))
+        .where(where)
         .order_by(TimeSlot.start_time)
         .tuples()
     )
@@ -169,18 +172,22 @@ def remove_slot(tx: Tx, slot_id: int) -> SlotRow:
     return slot
 
 
-def open_spans(tx: Tx, wanted: list[Span]) -> list[Span]:
-    """Seeding's filter: the spans (aware) that are on no closed day and overlap no
-    slot, such as the rep's extra times (a slot the rep removed keeps its start
-    time: insert-or-ignore skips a span starting then)."""
+def open_spans(tx: Tx, wanted: list[Span],
+               calendar_id: int = DEFAULT_CALENDAR_ID) -> list[Span]:
+    """Seeding's filter: the spans (aware) of the calendar that are on none of its
+    closed days (its own closures and those of every calendar; days in
+    ``tx.settings``' zone) and overlap none of its slots, such as the rep's extra
+    times (a slot the rep removed keeps its start time: insert-or-ignore skips a
+    span starting then)."""
     if not wanted:
         return []
     booking.lock(CALENDAR_LOCK)
     starts = [to_db_time(s) for s, _ in wanted]
     ends = [to_db_time(e) for _, e in wanted]
     low, high = min(starts), max(ends)
-    closed = closed_days(booking.local_day(low, tx.settings), booking.local_day(high, tx.settings))
-    overlaps = _Overlaps([r for r in _existing(low, high) if r[3] != REMOVED])
+    closed = closed_days(booking.local_day(low, tx.settings),
+                         booking.local_day(high, tx.settings), calendar_id)
+    overlaps = _Overlaps([r for r in _existing(low, high, calendar_id) if r[3] != REMOVED])
     return [
         (s, e) for (s, e), ds, de in zip(wanted, starts, ends)
         if booking.local_day(ds, tx.settings) not in closed and not overlaps.any(ds, de)
