@@ -29,25 +29,21 @@ from .route_docs import (
     UNKNOWN_BOOKING,
     error_doc,
 )
+from .query_window import CalendarSlug, Limit, Since, Until, window
 from .schemas import (
     SLOT_EXAMPLE,
     BookingDetailsOut,
     BookingOut,
     BookingRequest,
-    CalendarSlug,
     CancelRequest,
     HoldOut,
     HoldRequest,
-    Limit,
     RescheduleRequest,
-    Since,
     SlotOut,
-    Until,
     booking_dict,
     encode,
     moment_iso,
     slot_dict,
-    window,
 )
 
 router = APIRouter()

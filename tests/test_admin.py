@@ -35,7 +35,7 @@ from scheduler_app.logs import RequestIdFilter
 from scheduler_app.models import OutboxMessage
 from scheduler_app.notify import relay
 from scheduler_app.rep_calendar import CSV_COLUMNS
-from scheduler_app.schemas import WINDOW_ERROR
+from scheduler_app.query_window import WINDOW_ERROR
 from scheduler_app.settings import Settings
 from scheduler_app.web import DEMO_CSP
 

@@ -15,13 +15,8 @@ from scheduler_app.app import create_app
 from scheduler_app.db import database, session
 from scheduler_app.models import FREE_SLOTS_INDEX as INDEX
 from scheduler_app.models import TimeSlot
-from scheduler_app.schemas import (
-    MAX_LIMIT,
-    MAX_RANGE_DAYS,
-    encode,
-    slot_dict,
-    window,
-)
+from scheduler_app.query_window import MAX_LIMIT, MAX_RANGE_DAYS, window
+from scheduler_app.schemas import encode, slot_dict
 
 
 # Seeded from Friday 2026-11-20 (New York): Mon 23, Tue 24, Wed 25, (Thanksgiving),

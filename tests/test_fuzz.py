@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.generation import GenerationMode
 
-from scheduler_app.schemas import WINDOW_ERROR
+from scheduler_app.query_window import WINDOW_ERROR
 
 EXAMPLES_PER_OPERATION = 60
 

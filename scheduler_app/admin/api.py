@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from .. import booking, rep_calendar
-from ..schemas import SLOT_EXAMPLE, ErrorOut, Since, SlotOut, Until, encode, slot_dict, window
+from ..query_window import Since, Until, window
+from ..schemas import SLOT_EXAMPLE, ErrorOut, SlotOut, encode, slot_dict
 from .gate import PREFIX, UNAUTHORIZED_MESSAGE, require_admin
 from .shapes import (
     ADMIN_BOOKING,
