@@ -20,7 +20,7 @@ from holidays.registry import EntityLoader
 from .errors import ConfigError
 from .notify.settings import notification_settings
 from .protect.settings import ProtectionSettings, protection_settings
-from .values import choice, env_number
+from .values import choice, env_number, printable_secret
 
 DEFAULT_DATABASE_URL = "sqlite:///scheduler.db"
 DEFAULT_SEEDER = "next-business-day"
@@ -244,12 +244,4 @@ ADMIN_TOKEN_MIN_CHARS = 32
 
 def _admin_token(value: str) -> str | None:
     """SCHEDULER_ADMIN_TOKEN: the rep's Bearer token, or None (no /admin at all)."""
-    if not value:
-        return None
-    if len(value) < ADMIN_TOKEN_MIN_CHARS or not re.fullmatch(r"[\x21-\x7e]+", value):
-        raise ConfigError(
-            f"SCHEDULER_ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_CHARS} printable "
-            "characters without spaces, e.g. $(openssl rand -hex 32) (the value given is "
-            "not; it is not shown)"
-        )
-    return value
+    return printable_secret("SCHEDULER_ADMIN_TOKEN", value, ADMIN_TOKEN_MIN_CHARS)

@@ -8,6 +8,8 @@ argparse error naming the flag.
 
 from __future__ import annotations
 
+import re
+
 from .errors import ConfigError
 
 
@@ -34,6 +36,19 @@ def env_number(name: str, value: str, low: float, high: float, *, whole: bool = 
         return number(value, low, high, whole=whole)
     except ValueError as exc:
         raise ConfigError(f"{name} {exc}") from None
+
+
+def printable_secret(name: str, value: str, min_chars: int) -> str | None:
+    """A secret setting: None when unset, else at least ``min_chars`` printable
+    characters without spaces; the error never shows the value."""
+    if not value:
+        return None
+    if len(value) < min_chars or not re.fullmatch(r"[\x21-\x7e]+", value):
+        raise ConfigError(
+            f"{name} must be at least {min_chars} printable characters without spaces, "
+            "e.g. $(openssl rand -hex 32) (the value given is not; it is not shown)"
+        )
+    return value
 
 
 def choice(name: str, value: str, choices: tuple[str, ...]) -> str:

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable
 
 from ..errors import ConfigError
+from ..values import env_number, printable_secret
 
 log = logging.getLogger("scheduler_app.protect")
 
@@ -88,18 +89,13 @@ def protection_settings(read: Callable[[str, str], str]) -> ProtectionSettings:
 
     limits = tuple(
         Limit(f"{what.lower()}-{per.lower()}",
-              _whole(name, get(name, str(default)), 0, 1_000_000), PERIODS[per])
+              env_number(name, get(name, str(default)), 0, 1_000_000), PERIODS[per])
         for (what, per), default in LIMITS.items()
         for name in [f"SCHEDULER_RATE_LIMIT_{what}_PER_{per}"]
     )
-    min_fill = get("SCHEDULER_MIN_FILL_SECONDS", "2")
-    try:
-        min_fill_seconds = float(min_fill)
-    except ValueError:
-        min_fill_seconds = -1.0
-    if not 0 <= min_fill_seconds <= 60:
-        raise ConfigError("SCHEDULER_MIN_FILL_SECONDS must be a number of seconds from 0 "
-                          f"(no time trap) to 60 (got {min_fill!r})")
+    # Seconds; 0: no time trap.
+    min_fill_seconds = env_number("SCHEDULER_MIN_FILL_SECONDS",
+                                  get("SCHEDULER_MIN_FILL_SECONDS", "2"), 0, 60, whole=False)
     turnstile_secret = read("SCHEDULER_TURNSTILE_SECRET", "") or None
     return ProtectionSettings(
         storage=_storage(get("SCHEDULER_RATE_LIMIT_STORAGE", "memory://")),
@@ -114,7 +110,7 @@ def protection_settings(read: Callable[[str, str], str]) -> ProtectionSettings:
         min_fill_seconds=min_fill_seconds,
         form_secret=_form_secret(read("SCHEDULER_FORM_SECRET", "")),
         altcha=_on_off("SCHEDULER_ALTCHA", get("SCHEDULER_ALTCHA", "off")),
-        altcha_max_number=_whole("SCHEDULER_ALTCHA_MAX_NUMBER",
+        altcha_max_number=env_number("SCHEDULER_ALTCHA_MAX_NUMBER",
                                  get("SCHEDULER_ALTCHA_MAX_NUMBER", "50000"), 1000, 10_000_000),
         turnstile_secret=turnstile_secret,
         turnstile_site_key=read("SCHEDULER_TURNSTILE_SITE_KEY", "") or None,
@@ -135,12 +131,6 @@ def log_configuration(settings: ProtectionSettings, workers: int) -> None:
                     "Redis URL to share the counts", workers)
     if settings.form_secret is None:
         os.environ["SCHEDULER_FORM_SECRET"] = secrets.token_hex(32)
-
-
-def _whole(name: str, value: str, low: int, high: int) -> int:
-    if not re.fullmatch(r"\d+", value) or not low <= int(value) <= high:
-        raise ConfigError(f"{name} must be a whole number from {low} to {high} (got {value!r})")
-    return int(value)
 
 
 def _on_off(name: str, value: str) -> bool:
@@ -185,14 +175,7 @@ def _allow_ips(value: str) -> str:
 
 
 def _form_secret(value: str) -> str | None:
-    if not value:
-        return None
-    if len(value) < FORM_SECRET_MIN_CHARS or not re.fullmatch(r"[\x21-\x7e]+", value):
-        raise ConfigError(
-            f"SCHEDULER_FORM_SECRET must be at least {FORM_SECRET_MIN_CHARS} printable "
-            "characters without spaces, e.g. $(openssl rand -hex 32) (the value given is "
-            "not; it is not shown)")
-    return value
+    return printable_secret("SCHEDULER_FORM_SECRET", value, FORM_SECRET_MIN_CHARS)
 
 
 def _url(name: str, value: str) -> str:
