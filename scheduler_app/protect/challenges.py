@@ -4,6 +4,9 @@ party), Cloudflare Turnstile, and the refusal of disposable email domains.
 A solved ALTCHA challenge is accepted once: its signature is spent in the
 rate-limit storage (Redis when configured, so every worker and server sees it;
 else this process) for as long as the challenge is valid.
+
+Each library (``altcha``, ``httpx``, the disposable list) is imported when its
+option is first used, not by every worker that has them all off.
 """
 
 from __future__ import annotations
@@ -13,10 +16,6 @@ import binascii
 import datetime
 import json
 import logging
-
-import altcha
-import httpx
-from disposable_email_domains import blocklist
 
 from ..errors import ClientError
 from .counting import Counters
@@ -49,6 +48,8 @@ class Altcha:
         self.counters = counters
 
     def challenge(self) -> dict:
+        import altcha
+
         expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
             seconds=ALTCHA_SECONDS)
         made = altcha.create_challenge_v1(algorithm="SHA-256", max_number=self.max_number,
@@ -61,6 +62,8 @@ class Altcha:
         if not payload:
             raise ChallengeFailed("The anti-bot check is missing; let the page finish it, "
                                   "then send the form again.")
+        import altcha
+
         verified, _ = altcha.verify_solution_v1(payload, self.key, check_expires=True)
         if not verified:
             raise ChallengeFailed("The anti-bot check failed or expired; reload the page "
@@ -83,6 +86,8 @@ class Turnstile:
         self.verify_url = verify_url
 
     async def verify(self, token: str | None, remote_ip: str | None) -> None:
+        import httpx
+
         if not token:
             raise ChallengeFailed("The anti-bot check is missing; let the page finish it, "
                                   "then send the form again.")
@@ -109,6 +114,8 @@ class Turnstile:
 
 def disposable_domain(email: str) -> str | None:
     """The disposable domain of ``email`` (itself or a parent domain on the list), or None."""
+    from disposable_email_domains import blocklist
+
     domain = email.rpartition("@")[2].lower().rstrip(".")
     parts = domain.split(".")
     for i in range(len(parts) - 1):
